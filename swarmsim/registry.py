@@ -1,0 +1,91 @@
+"""Name -> plug-in registries for every pluggable kind (choker, picker, arrival, ...).
+
+A plug-in is a class with a nested pydantic ``Params`` model; a scenario names it
+(``{name: mainline, unchoke_slots: 4}``) or points at a user's own class
+(``{name: mypkg.mymodule:MyChoker}``). Registries are filled when their modules are
+imported and only read afterwards (STYLE.md: no mutable global state at run time).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from swarmsim.errors import RegistryError
+
+T = TypeVar("T", bound=type)
+
+
+class NoParams(BaseModel):
+    """Parameters of a plug-in that takes none."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Registry:
+    """A named family of plug-ins, e.g. ``Registry("choker")``."""
+
+    def __init__(self, kind: str, doc: str = ""):
+        self.kind = kind
+        self.doc = doc
+        self._plugins: dict[str, type] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Class decorator: ``@chokers.register("mainline")``."""
+
+        def deco(cls: T) -> T:
+            if name in self._plugins:
+                raise RegistryError(f"{self.kind} {name!r} is registered twice")
+            if not hasattr(cls, "Params"):
+                cls.Params = NoParams  # type: ignore[attr-defined]
+            cls.registry_name = name  # type: ignore[attr-defined]
+            self._plugins[name] = cls
+            return cls
+
+        return deco
+
+    def names(self) -> list[str]:
+        return sorted(self._plugins)
+
+    def __iter__(self) -> Iterator[tuple[str, type]]:
+        return iter(sorted(self._plugins.items()))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._plugins
+
+    def get(self, name: str) -> type:
+        """The plug-in class for a registered name or an importable ``pkg.module:Class``."""
+        if name in self._plugins:
+            return self._plugins[name]
+        if ":" in name:
+            module_name, _, attr = name.partition(":")
+            try:
+                module = importlib.import_module(module_name)
+                cls = getattr(module, attr)
+            except (ImportError, AttributeError) as exc:
+                raise RegistryError(f"cannot import {self.kind} {name!r}: {exc}") from exc
+            if not hasattr(cls, "Params"):
+                raise RegistryError(
+                    f"{self.kind} {name!r} has no nested pydantic 'Params' class; "
+                    "plug-ins declare their parameters there"
+                )
+            return cls
+        raise RegistryError(
+            f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}"
+            " (or a user class as 'pkg.module:Class')"
+        )
+
+    def params_of(self, name: str) -> type[BaseModel]:
+        return self.get(name).Params
+
+    def build(self, name: str, params: BaseModel | dict[str, Any] | None = None) -> Any:
+        """Instantiate a plug-in from its name and (validated or raw) parameters."""
+        cls = self.get(name)
+        if params is None:
+            params = cls.Params()
+        elif isinstance(params, dict):
+            params = cls.Params(**params)
+        return cls(params)

@@ -1,0 +1,252 @@
+"""The scenario: one YAML file that fully describes an experiment, validated into a frozen model.
+
+Units are in the field names (``_s``, ``_bytes``, ``_bps``). Every ``{name: ..., ...}`` block
+is a registry lookup plus that plug-in's own pydantic parameters. Any fault becomes a
+``ScenarioError`` listing each bad field by path (``peers[1].upload_bps``), the value given and
+what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from swarmsim.errors import ScenarioError
+from swarmsim.policyspec import PolicySpec, policy_field, policy_problems
+from swarmsim.policies import ARRIVALS, BANDWIDTH, CHOKERS, DEPARTURES, PICKERS
+
+BLOCK_BYTES = 16384  # BEP 3: requests are 16 KiB blocks
+
+ChokerSpec = policy_field(CHOKERS)
+PickerSpec = policy_field(PICKERS)
+ArrivalSpec = policy_field(ARRIVALS)
+DepartureSpec = policy_field(DEPARTURES)
+BandwidthSpec = policy_field(BANDWIDTH)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Torrent(_Model):
+    file_bytes: int = Field(..., gt=0, description="payload size")
+    piece_bytes: int = Field(262144, gt=0, description="piece size (default 256 KiB)")
+    block_bytes: int = Field(BLOCK_BYTES, gt=0, description="request size (BEP 3: 16 KiB)")
+
+    @property
+    def n_pieces(self) -> int:
+        return math.ceil(self.file_bytes / self.piece_bytes)
+
+
+class PeerClass(_Model):
+    name: str = Field(..., alias="class", pattern=r"^[A-Za-z0-9_.-]+$",
+                      description="class label used in the results")
+    count: int = Field(..., ge=1, le=1_000_000)
+    upload_bps: float = Field(..., ge=0, description="upload capacity, bytes per second")
+    download_bps: float = Field(..., gt=0, description="download capacity, bytes per second")
+    starts_as: Literal["leecher", "seed"] = "leecher"
+    free_rider: bool = Field(False, description="never uploads (its upload_bps is kept as a record)")
+    arrival: ArrivalSpec = Field(default_factory=lambda: PolicySpec.default(ARRIVALS, "flash_crowd"))
+    departure: DepartureSpec | None = Field(
+        None, description="overrides the scenario's departure; classes that start as seeds "
+        "default to 'stay'")
+    choker: ChokerSpec | None = Field(None, description="overrides the scenario's choker")
+
+
+class Tracker(_Model):
+    peers_per_announce: int = Field(50, ge=1, description="peers returned per announce")
+    max_connections: int = Field(80, ge=1, le=2000, description="connections per peer")
+    min_peers: int = Field(20, ge=0, description="re-announce when below this many connections")
+    reannounce_interval_s: float = Field(300.0, gt=0, description="mainline rerequest_interval")
+
+
+class Stop(_Model):
+    all_done: bool = Field(True, description="stop when no leecher is left and none will arrive")
+    max_time_s: float = Field(86400.0, gt=0, description="hard limit on simulated time")
+
+
+class Record(_Model):
+    sample_every_s: float = Field(10.0, gt=0, description="time-series sampling interval")
+    pieces: bool = Field(True, description="write one row per piece completion")
+
+
+class Scenario(_Model):
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    seed: int = Field(0, ge=0)
+    torrent: Torrent
+    peers: Annotated[list[PeerClass], Field(min_length=1)]
+    departure: DepartureSpec = Field(default_factory=lambda: PolicySpec.default(DEPARTURES, "leave"))
+    tracker: Tracker = Field(default_factory=Tracker)
+    choker: ChokerSpec = Field(default_factory=lambda: PolicySpec.default(CHOKERS, "mainline"))
+    picker: PickerSpec = Field(default_factory=lambda: PolicySpec.default(PICKERS, "rarest_first"))
+    bandwidth: BandwidthSpec = Field(default_factory=lambda: PolicySpec.default(BANDWIDTH, "slot_share"))
+    stop: Stop = Field(default_factory=Stop)
+    record: Record = Field(default_factory=Record)
+
+    @property
+    def n_peers(self) -> int:
+        return sum(c.count for c in self.peers)
+
+    def resolved(self) -> dict[str, Any]:
+        """Every field, defaults filled, as plain JSON data (what the manifest stores)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def digest(self) -> str:
+        """sha256 of the resolved scenario without its seed: same experiment, same hash."""
+        data = self.resolved()
+        data.pop("seed", None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+    def with_seed(self, seed: int) -> Scenario:
+        return self.model_copy(update={"seed": int(seed)})
+
+
+def _cross_checks(s: Scenario) -> list[tuple[str, str]]:
+    """Rules that span fields; each names the field to change."""
+    problems = []
+    t = s.torrent
+    if t.piece_bytes % t.block_bytes:
+        problems.append(("torrent.piece_bytes", f"{t.piece_bytes} is not a multiple of "
+                         f"block_bytes ({t.block_bytes})"))
+    if t.piece_bytes > t.file_bytes:
+        problems.append(("torrent.piece_bytes", f"{t.piece_bytes} exceeds file_bytes ({t.file_bytes})"))
+    names = [c.name for c in s.peers]
+    for i, c in enumerate(s.peers):
+        if names.index(c.name) != i:
+            problems.append((f"peers[{i}].class", f"{c.name!r} is used by peers[{names.index(c.name)}] too"))
+        if c.starts_as == "seed" and (c.free_rider or c.upload_bps == 0):
+            problems.append((f"peers[{i}].upload_bps", "a class that starts as seed must upload "
+                             f"(upload_bps > 0, free_rider false); got {c.upload_bps}"))
+    if not any(c.starts_as == "seed" for c in s.peers):
+        problems.append(("peers", "no class has starts_as: seed, so nobody has the file"))
+    if s.record.sample_every_s > s.stop.max_time_s:
+        problems.append(("record.sample_every_s", f"{s.record.sample_every_s} exceeds "
+                         f"stop.max_time_s ({s.stop.max_time_s})"))
+    return problems
+
+
+def _format_loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for err in exc.errors():
+        path = _format_loc(err["loc"])
+        if err["type"].startswith("policy_"):
+            problems.extend(policy_problems(path, err))
+        elif err["type"] == "extra_forbidden":
+            parent = _model_at(Scenario, err["loc"][:-1])
+            allowed = ", ".join(_field_names(parent)) if parent else "?"
+            problems.append((path, f"unknown field; allowed here: {allowed}"))
+        elif err["type"] == "missing":
+            problems.append((path, "required field is missing"))
+        else:
+            problems.append((path, f"{err['msg']} (got {_short(err.get('input'))})"))
+    return problems
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model that a location inside a scenario refers to (for 'allowed' lists)."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        by_alias = {f.alias or n: f for n, f in model.model_fields.items()}
+        field = by_alias.get(part)
+        if field is None:
+            return None
+        model = _inner_model(field.annotation)
+        if model is None:
+            return None
+    return model
+
+
+def _inner_model(tp: Any) -> type[BaseModel] | None:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tp
+    for arg in getattr(tp, "__args__", ()) or ():
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def load_scenario(data: dict[str, Any] | str | Path, *, overrides: list[str] | None = None,
+                  base_dir: str | Path | None = None) -> Scenario:
+    """A validated ``Scenario`` from a dict, a YAML file path, plus ``path=value`` overrides."""
+    source = None
+    if isinstance(data, str | Path):
+        path = Path(data)
+        source = str(path)
+        if not path.is_file():
+            raise ScenarioError([("", f"file {str(path)!r} does not exist")], source)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ScenarioError([("", f"not valid YAML: {exc}")], source) from None
+        base_dir = base_dir or path.parent
+    if not isinstance(data, dict):
+        raise ScenarioError([("", f"a scenario is a mapping of fields, got {_short(data)}")], source)
+    data = apply_overrides(data, overrides or [])
+    try:
+        scenario = Scenario.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        raise ScenarioError(_problems(exc), source) from None
+    problems = _cross_checks(scenario)
+    if problems:
+        raise ScenarioError(problems, source)
+    return scenario
+
+
+_INDEX = re.compile(r"\[(\d+)\]")
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b[1].c=value`` (or ``a.b.1.c=value``) overrides; values are parsed as YAML."""
+    data = json.loads(json.dumps(data))  # deep copy of plain data
+    for item in overrides:
+        if "=" not in item:
+            raise ScenarioError([(item, "an override is written path=value, e.g. seed=3")])
+        path, _, raw = item.partition("=")
+        keys = [int(k) if k.isdigit() else k for k in _INDEX.sub(r".\1", path.strip()).split(".") if k]
+        if not keys:
+            raise ScenarioError([(item, "empty override path")])
+        node: Any = data
+        for depth, key in enumerate(keys[:-1]):
+            try:
+                node = node[key]
+            except (KeyError, IndexError, TypeError):
+                where = _format_loc(tuple(keys[: depth + 1]))
+                raise ScenarioError([(where, f"override {item!r}: no such field to descend into")]) from None
+        last = keys[-1]
+        if isinstance(node, list) and not (isinstance(last, int) and last < len(node)):
+            raise ScenarioError([(_format_loc(tuple(keys)), f"index out of range (length {len(node)})")])
+        if not isinstance(node, dict | list):
+            raise ScenarioError([(_format_loc(tuple(keys)), "cannot set a field inside a scalar")])
+        node[last] = yaml.safe_load(raw)
+    return data
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON schema of a scenario file (``swarmsim schema``)."""
+    return Scenario.model_json_schema(by_alias=True)

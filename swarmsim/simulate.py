@@ -1,0 +1,95 @@
+"""``simulate(scenario) -> Result``: one run with a fixed lifecycle (desmod's ``simulate``).
+
+Build the swarm, run it, check the invariants, turn the recorder's rows into tables, and
+write the result folder if asked. Whatever happens, a manifest says how the run ended.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from swarmsim.analysis.metrics import summarize
+from swarmsim.engine.invariants import check_invariants
+from swarmsim.engine.swarm import Swarm
+from swarmsim.recorder import Recorder, typed
+from swarmsim.results import Result, prepare_folder, versions, write_manifest
+from swarmsim.scenario import Scenario, load_scenario
+
+
+def simulate(scenario: Scenario | dict | str | Path, *, seed: int | None = None,
+             out: str | Path | None = None, check: bool = False,
+             progress: Callable[[float], None] | None = None,
+             overrides: list[str] | None = None) -> Result:
+    """Run one simulation; ``seed`` replaces the scenario's; ``check`` turns on invariant
+    checks at every sample (slower, for tests). Writes ``out`` if given."""
+    if not isinstance(scenario, Scenario) or overrides:
+        scenario = load_scenario(scenario.resolved() if isinstance(scenario, Scenario) else scenario,
+                                 overrides=overrides)
+    if seed is not None:
+        scenario = scenario.with_seed(seed)
+    manifest: dict[str, Any] = {
+        "status": "running", "source": "sim", "scenario": scenario.resolved(),
+        "scenario_hash": scenario.digest(), "seed": scenario.seed, "versions": versions(),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    folder = prepare_folder(out) if out is not None else None
+    wall0 = time.perf_counter()
+    try:
+        recorder = Recorder(record_pieces=scenario.record.pieces)
+        swarm = Swarm(scenario, recorder, check=check, progress=progress)
+        swarm.run()
+        _settle_all(swarm)
+        invariants = check_invariants(swarm, raise_on_failure=check)
+        result = Result(peers=_peers_table(swarm), timeseries=recorder.timeseries_table(),
+                        pieces=recorder.pieces_table(), transfers=recorder.transfers_table())
+        wall = time.perf_counter() - wall0
+        manifest.update(
+            status="ok" if all(v == "ok" for v in invariants.values()) else "invariant_failed",
+            error=None, wall_time_s=wall, events=swarm.events,
+            events_per_s=swarm.events / wall if wall > 0 else None,
+            pieces_transferred=int(len(result.pieces)) if scenario.record.pieces else None,
+            sim_time_s=float(swarm.env.now), stop_reason=swarm.stop_reason, invariants=invariants,
+            tables={name: len(result.table(name)) for name in ("peers", "timeseries", "pieces", "transfers")},
+            summary=summarize(result.peers, result.timeseries, float(swarm.env.now)),
+        )
+        result.manifest = manifest
+    except BaseException as exc:  # KeyboardInterrupt too: the folder must say it failed
+        if folder is not None:
+            manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}",
+                            traceback=traceback.format_exc(),
+                            wall_time_s=time.perf_counter() - wall0)
+            write_manifest(folder, manifest)
+        raise
+    if folder is not None:
+        result.write(folder)
+    return result
+
+
+def _settle_all(swarm: Swarm) -> None:
+    """Credit in-flight bytes up to the end time and hand open connections to the recorder."""
+    for downloads in swarm.net.downloads:
+        for dl in downloads.values():
+            swarm.net.settle(dl)
+    swarm.flush_transfers()
+
+
+def _peers_table(swarm: Swarm):
+    joined = np.flatnonzero(swarm.join_s <= swarm.env.now)
+    joined = joined[swarm.online[joined] | ~np.isnan(swarm.leave_s[joined])]
+    names = np.array(swarm.class_names, dtype=object)
+    return typed("peers", {
+        "peer_id": joined, "peer_class": names[swarm.peer_class[joined]],
+        "join_s": swarm.join_s[joined], "complete_s": swarm.complete_s[joined],
+        "leave_s": swarm.leave_s[joined], "upload_bps": swarm.nominal_up_bps[joined],
+        "download_bps": swarm.down_bps[joined], "uploaded_bytes": swarm.net.uploaded[joined],
+        "downloaded_bytes": swarm.net.downloaded[joined],
+        "starts_as_seed": swarm.starts_seed[joined], "aborted": swarm.aborted[joined],
+        "tokens_start": np.zeros(len(joined)), "tokens_end": np.zeros(len(joined)),
+    })
