@@ -2,13 +2,10 @@
 
 Row ``i`` of every array describes peer ``i``'s connection slots (``max_connections`` wide);
 ``nb[i, s]`` is the neighbour in slot ``s`` (-1 when free) and ``rev[i, s]`` the slot that
-neighbour uses for ``i``. Slots are stable for a connection's lifetime, so flows can point at
-them. The table also keeps, incrementally, what a piece picker and an interest check need:
-
-- ``want[i, s]``: pieces neighbour ``nb[i, s]`` has that ``i`` lacks (``i`` is interested iff > 0);
-- ``rarity[i, p]``: copies of piece ``p`` among ``i``'s non-seed neighbours, times ``n_pieces``,
-  plus ``i``'s fixed random rank of ``p`` (seeds are counted once, in ``seed_nbrs[i]``, as
-  libtorrent's ``piece_picker`` does).
+neighbour uses for ``i``. Slots are stable for a connection's lifetime, so flows and chokers
+can key on them. ``rarity[i, p]`` is kept incrementally for the piece picker: copies of piece
+``p`` among ``i``'s non-seed neighbours times ``n_pieces``, plus ``i``'s fixed random rank of
+``p``; seeds are counted once, in ``seed_nbrs[i]`` (libtorrent ``piece_picker``).
 """
 
 from __future__ import annotations
@@ -17,53 +14,71 @@ import numpy as np
 
 
 class Connections:
-    def __init__(self, n_peers: int, max_conn: int, n_pieces: int, rank: np.ndarray):
+    def __init__(self, n_peers: int, max_conn: int, n_pieces: int, rank: np.ndarray,
+                 rounds_kept: int):
         shape = (n_peers, max_conn)
         self.n_pieces = n_pieces
         self.max_conn = max_conn
-        self.nb = np.full(shape, -1, dtype=np.int32)
-        self.rev = np.zeros(shape, dtype=np.int32)
-        self.want = np.zeros(shape, dtype=np.int32)
-        self.recv = np.zeros(shape)  # payload bytes received over the slot, cumulative
+        self.nb = np.full(shape, -1, dtype=np.int64)
+        self.rev = np.zeros(shape, dtype=np.int64)
+        self.recv = np.zeros(shape)  # payload bytes the row peer received over the slot
+        self.sent = np.zeros(shape)  # payload bytes the row peer sent over the slot
+        # The flow over each slot, as the row peer sees it: rate in / out and the time up to
+        # which recv / sent are credited; bytes in flight = rate * (now - t).
+        self.rate_in = np.zeros(shape)
+        self.t_in = np.zeros(shape)
+        self.rate_out = np.zeros(shape)
+        self.t_out = np.zeros(shape)
         self.connected_s = np.zeros(shape)
-        self.last_recv = np.zeros(shape)
+        self.last_recv = np.full(shape, -np.inf)  # mainline: snubbed until the first block
         self.unchoked = np.zeros(shape, dtype=bool)  # row peer unchokes the slot's neighbour
         self.last_unchoke = np.full(shape, -np.inf)
-        self.sent_pieces = np.zeros(shape, dtype=np.int32)  # pieces sent since last unchoke
-        self.pieces_recv = np.zeros(shape, dtype=np.int32)  # pieces received over the slot
-        self.deg = np.zeros(n_peers, dtype=np.int32)
-        self.seed_nbrs = np.zeros(n_peers, dtype=np.int32)
+        self.sent_pieces = np.zeros(shape, dtype=np.int64)  # pieces sent since last unchoke
+        self.pieces_recv = np.zeros(shape, dtype=np.int64)  # pieces received over the slot
+        # Snapshots of recv / sent at the last ``rounds_kept`` periodic rechokes (rate windows).
+        self.snap_recv = np.zeros((*shape, rounds_kept))
+        self.snap_sent = np.zeros((*shape, rounds_kept))
+        self.deg = np.zeros(n_peers, dtype=np.int64)
+        self.seed_nbrs = np.zeros(n_peers, dtype=np.int64)
         dtype = np.int32 if (max_conn + 2) * n_pieces < 2**31 else np.int64
         self.rarity = rank.astype(dtype)
         self.nbr_sets: list[set[int]] = [set() for _ in range(n_peers)]
         self._cache: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * n_peers
+
+    def received_now(self, i: int, slots: np.ndarray, now: float) -> np.ndarray:
+        """Bytes ``i`` received over ``slots``, in-flight bytes included (block-level meters)."""
+        return self.recv[i][slots] + self.rate_in[i][slots] * (now - self.t_in[i][slots])
+
+    def sent_now(self, i: int, slots: np.ndarray, now: float) -> np.ndarray:
+        return self.sent[i][slots] + self.rate_out[i][slots] * (now - self.t_out[i][slots])
+
+    def last_received(self, i: int, slots: np.ndarray, now: float) -> np.ndarray:
+        """When payload last arrived over each slot (now, if a flow is delivering)."""
+        return np.where(self.rate_in[i][slots] > 0.0, now, self.last_recv[i][slots])
 
     def neighbours(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids, slots, reverse slots) of ``i``'s connections, in slot order (cached)."""
         c = self._cache[i]
         if c is None:
             slots = np.flatnonzero(self.nb[i] >= 0)
-            c = (self.nb[i, slots].astype(np.int64), slots, self.rev[i, slots].astype(np.int64))
+            c = (self.nb[i][slots], slots, self.rev[i][slots])
             self._cache[i] = c
         return c
 
-    def slot_of(self, i: int, j: int) -> int:
-        return int(np.flatnonzero(self.nb[i] == j)[0])
-
-    def connect(self, i: int, j: int, now: float, bits: np.ndarray, is_seed: np.ndarray) -> tuple[int, int]:
-        si = int(np.flatnonzero(self.nb[i] < 0)[0])
-        sj = int(np.flatnonzero(self.nb[j] < 0)[0])
+    def connect(self, i: int, j: int, now: float, bits: np.ndarray, is_seed: np.ndarray) -> None:
+        si = int(np.argmin(self.nb[i] >= 0))
+        sj = int(np.argmin(self.nb[j] >= 0))
         for a, sa, b, sb in ((i, si, j, sj), (j, sj, i, si)):
             self.nb[a, sa] = b
             self.rev[a, sa] = sb
-            self.want[a, sa] = np.count_nonzero(bits[b] & ~bits[a])
-            self.recv[a, sa] = 0.0
+            self.recv[a, sa] = self.sent[a, sa] = 0.0
+            self.rate_in[a, sa] = self.rate_out[a, sa] = 0.0
+            self.snap_recv[a, sa] = self.snap_sent[a, sa] = 0.0
             self.connected_s[a, sa] = now
-            self.last_recv[a, sa] = now
+            self.last_recv[a, sa] = -np.inf
             self.unchoked[a, sa] = False
             self.last_unchoke[a, sa] = -np.inf
-            self.sent_pieces[a, sa] = 0
-            self.pieces_recv[a, sa] = 0
+            self.sent_pieces[a, sa] = self.pieces_recv[a, sa] = 0
             self.deg[a] += 1
             self.nbr_sets[a].add(b)
             self._cache[a] = None
@@ -71,7 +86,6 @@ class Connections:
                 self.seed_nbrs[a] += 1
             else:
                 self.rarity[a] += bits[b] * self.n_pieces
-        return si, sj
 
     def disconnect(self, i: int, si: int, bits: np.ndarray, is_seed: np.ndarray) -> None:
         j = int(self.nb[i, si])
@@ -94,24 +108,8 @@ class Connections:
             self.rarity[ids] -= self.n_pieces
             self.seed_nbrs[ids] += 1
 
-    def got_piece(self, i: int, piece: int, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Update interest and rarity after ``i`` got ``piece`` (its HAVE message).
-
-        Returns (neighbours ``i`` stopped being interested in, neighbours that became interested
-        in ``i``). Vectorised over ``i``'s connections: O(degree) numpy work, no Python loop.
-        """
-        ids, slots, revs = self.neighbours(i)
-        if ids.size == 0:
-            return ids, ids
-        has = bits[ids, piece]
-        self.rarity[ids, piece] += self.n_pieces
-        w = self.want
-        s_has = slots[has]
-        w[i, s_has] -= 1
-        lost = ids[has][w[i, s_has] == 0]
-        lack = ~has
-        ids_l, revs_l = ids[lack], revs[lack]
-        before = w[ids_l, revs_l]
-        w[ids_l, revs_l] = before + 1
-        gained = ids_l[before == 0]
-        return lost, gained
+    def got_piece(self, i: int, piece: int) -> None:
+        """``i`` announced ``piece`` (a HAVE message): it is one copy more for each neighbour."""
+        ids = self.neighbours(i)[0]
+        if ids.size:
+            self.rarity[ids, piece] += self.n_pieces

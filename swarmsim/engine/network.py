@@ -4,13 +4,13 @@ A ``Flow`` exists while an uploader unchokes an interested downloader; it is *ac
 carries a ``Download`` (one piece for one peer). A download finishes at
 ``t + remaining / rate``; when a rate changes the download is settled (bytes credited up to now)
 and rescheduled, the stale SimPy event being ignored when it fires. That is one event per piece,
-never per block. Choked mid-piece, a download keeps its whole 16 KiB blocks as a partial piece
-that the next uploader can finish (DESIGN.md "Torrent").
+never per block. A flow that goes straight on to its next piece keeps its rate, so the common
+case re-rates nothing. Choked mid-piece, a download keeps its whole 16 KiB blocks as a partial
+piece that the next uploader can finish (DESIGN.md "Torrent").
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -51,25 +51,23 @@ class Flow:
 
 
 class Network:
-    """Flows, downloads and their rates for every peer, plus the byte counters they feed.
+    """Flows, downloads and their rates for every peer, plus the byte counters they feed."""
 
-    ``recv[j, s]`` (owned by the connection table) accumulates the payload bytes peer ``j``
-    received over its connection slot ``s``; ``uploaded`` / ``downloaded`` count per peer.
-    """
-
-    def __init__(self, env: simpy.Environment, n_peers: int, up_bps, down_bps, recv: np.ndarray,
-                 last_recv: np.ndarray, allocator, block_bytes: int,
-                 on_done: Callable[[Download], None],
+    def __init__(self, env: simpy.Environment, n_peers: int, up_bps, down_bps, conns, allocator,
+                 block_bytes: int, on_done: Callable[[Download], None],
                  on_abandon: Callable[[Download, float], None]):
         self.env = env
-        self.up_bps = list(map(float, up_bps))
-        self.down_bps = list(map(float, down_bps))
-        self.recv = recv
-        self.last_recv = last_recv
+        self.up_bps = [float(x) for x in up_bps]
+        self.down_bps = [float(x) for x in down_bps]
+        self.recv = conns.recv
+        self.sent = conns.sent
+        self.last_recv = conns.last_recv
+        self.rate_in, self.t_in = conns.rate_in, conns.t_in
+        self.rate_out, self.t_out = conns.rate_out, conns.t_out
         self.allocator = allocator
+        self.block_bytes = block_bytes
         self.on_done = on_done
         self.on_abandon = on_abandon
-        self.block_bytes = block_bytes
         self.out_flows: list[dict[int, Flow]] = [{} for _ in range(n_peers)]
         self.in_flows: list[dict[int, Flow]] = [{} for _ in range(n_peers)]
         self.act_out: list[dict[int, Flow]] = [{} for _ in range(n_peers)]
@@ -77,12 +75,12 @@ class Network:
         self.downloads: list[dict[int, Download]] = [{} for _ in range(n_peers)]
         self.uploaded = np.zeros(n_peers)
         self.downloaded = np.zeros(n_peers)
-        self.discarded = np.zeros(n_peers)  # partial blocks lost when a flow was cut
+        self.discarded = np.zeros(n_peers)  # bytes of cut blocks and of partials lost on leaving
         self._dirty_up: dict[int, None] = {}
         self._dirty_down: dict[int, None] = {}
-        # Aggregate upload rate and its integral, for the time series' utilisation.
+        # Aggregate upload rate and its time integral, for the time series.
         self.rate_sum = 0.0
-        self.bytes_integral = 0.0
+        self._integral = 0.0
         self._t_integral = 0.0
 
     # FlowNet protocol, for allocators
@@ -92,7 +90,7 @@ class Network:
     def active_in(self, peer: int):
         return self.act_in[peer].values()
 
-    # --- flows -------------------------------------------------------------------------
+    # --- flows ---------------------------------------------------------------------------
     def open_flow(self, up: int, down: int, s_up: int, s_down: int) -> Flow:
         f = Flow(up, down, s_up, s_down)
         self.out_flows[up][down] = f
@@ -104,30 +102,43 @@ class Network:
         f.alive = False
         del self.out_flows[f.up][f.down]
         del self.in_flows[f.down][f.up]
-        if f.dl is not None:
-            dl = f.dl
+        dl = f.dl
+        if dl is not None:
             self.settle(dl)
-            self._detach(f)
-            if not dl.flows:
-                self._abandon(dl, keep_partial)
-            else:
+            self.release(f)
+            if dl.flows:
                 self._reschedule(dl)
+            elif self.downloads[dl.peer].get(dl.piece) is dl:  # still in flight: abandon it
+                self._abandon(dl, keep_partial)
 
-    def attach(self, f: Flow, dl: Download) -> None:
+    def start(self, peer: int, piece: int, size: int, kept: float) -> Download:
+        dl = Download(peer, piece, size, size - kept, self.env.now)
+        self.downloads[peer][piece] = dl
+        return dl
+
+    def assign(self, f: Flow, dl: Download) -> None:
+        """Point flow ``f`` at ``dl``. A flow coming straight from a finished piece keeps its
+        rate and its place among the active flows, so nothing else needs re-rating."""
+        old = f.dl
         if dl.flows:
             self.settle(dl)
         dl.flows.append(f)
         f.dl = dl
-        self.act_out[f.up][f.down] = f
-        self.act_in[f.down][f.up] = f
-        self._dirty_up[f.up] = None
-        self._dirty_down[f.down] = None
+        if old is None:
+            self.act_out[f.up][f.down] = f
+            self.act_in[f.down][f.up] = f
+            self._dirty_up[f.up] = None
+            self._dirty_down[f.down] = None
+        dl.rate += f.rate
+        self._reschedule(dl)
 
-    def _detach(self, f: Flow) -> None:
+    def release(self, f: Flow) -> None:
+        """``f`` stops carrying a download (finished, cut, or nothing left to fetch from it)."""
         dl = f.dl
-        dl.flows.remove(f)
+        if f in dl.flows:
+            dl.flows.remove(f)
+            dl.rate = sum(g.rate for g in dl.flows)
         self._set_rate(f, 0.0)
-        dl.rate = sum(g.rate for g in dl.flows)
         f.dl = None
         del self.act_out[f.up][f.down]
         del self.act_in[f.down][f.up]
@@ -135,32 +146,29 @@ class Network:
         self._dirty_down[f.down] = None
 
     def _abandon(self, dl: Download, keep_partial: bool) -> None:
-        """A download lost its last source: keep its whole blocks (or nothing if the peer left)."""
+        """A download lost its last source: keep its whole blocks (none if the peer left)."""
         del self.downloads[dl.peer][dl.piece]
         dl.event = None
         got = dl.size - dl.remaining
         kept = (got // self.block_bytes) * self.block_bytes if keep_partial else 0.0
         self.discarded[dl.peer] += got - kept
-        dl.remaining = dl.size - kept
-        dl.flows = []
         self.on_abandon(dl, kept)
 
-    def start(self, peer: int, piece: int, size: int, kept: float) -> Download:
-        dl = Download(peer, piece, size, size - kept, self.env.now)
-        self.downloads[peer][piece] = dl
-        return dl
-
-    # --- time and bytes ------------------------------------------------------------------
+    # --- time and bytes --------------------------------------------------------------------
     def _set_rate(self, f: Flow, rate: float) -> None:
         now = self.env.now
-        self.bytes_integral += self.rate_sum * (now - self._t_integral)
+        self._integral += self.rate_sum * (now - self._t_integral)
         self._t_integral = now
         self.rate_sum += rate - f.rate
         f.rate = rate
+        self.rate_in[f.down, f.s_down] = rate
+        self.rate_out[f.up, f.s_up] = rate
+        self.t_in[f.down, f.s_down] = now  # callers settle first: credited up to now
+        self.t_out[f.up, f.s_up] = now
 
     def uploaded_integral(self) -> float:
         """Bytes uploaded by everyone so far, in-flight bytes included."""
-        return self.bytes_integral + self.rate_sum * (self.env.now - self._t_integral)
+        return self._integral + self.rate_sum * (self.env.now - self._t_integral)
 
     def settle(self, dl: Download) -> None:
         """Credit the bytes each source sent since the download was last settled."""
@@ -172,29 +180,33 @@ class Network:
         j = dl.peer
         for f in dl.flows:
             b = f.rate * dt
+            self.t_in[j, f.s_down] = now
+            self.t_out[f.up, f.s_up] = now
             if b > 0.0:
                 self.recv[j, f.s_down] += b
+                self.sent[f.up, f.s_up] += b
                 self.last_recv[j, f.s_down] = now
                 self.uploaded[f.up] += b
                 self.downloaded[j] += b
                 dl.remaining -= b
 
-    def finish(self, dl: Download) -> None:
-        """Credit the last bytes exactly (float residue goes to the sources by rate)."""
+    def complete(self, dl: Download) -> list[Flow]:
+        """Credit the last bytes exactly (float residue shared by rate) and retire ``dl``;
+        its flows still point at it until ``assign`` or ``release`` moves them on."""
         self.settle(dl)
         residue = dl.remaining
-        if residue != 0.0:
-            total = dl.rate if dl.rate > 0 else float(len(dl.flows))
+        if residue != 0.0 and dl.rate > 0.0:
             for f in dl.flows:
-                b = residue * ((f.rate / total) if dl.rate > 0 else 1.0 / total)
+                b = residue * f.rate / dl.rate
                 self.recv[dl.peer, f.s_down] += b
+                self.sent[f.up, f.s_up] += b
                 self.uploaded[f.up] += b
                 self.downloaded[dl.peer] += b
         dl.remaining = 0.0
         del self.downloads[dl.peer][dl.piece]
         dl.event = None
-        for f in list(dl.flows):
-            self._detach(f)
+        flows, dl.flows = dl.flows, []
+        return flows
 
     def reflow(self) -> None:
         """Give new rates to the flows the last event could have changed; reschedule them."""
@@ -218,8 +230,7 @@ class Network:
         if dl.rate <= 0.0:
             dl.event = None
             return
-        delay = max(dl.remaining, 0.0) / dl.rate
-        ev = Timeout(self.env, delay if math.isfinite(delay) else 0.0, dl)
+        ev = Timeout(self.env, max(dl.remaining, 0.0) / dl.rate, dl)
         ev.callbacks.append(self._fire)
         dl.event = ev
 

@@ -1,15 +1,17 @@
 """Chokers: which interested neighbours a peer uploads to.
 
-A choker is one object per peer (it may keep private state such as a rotation order) with an
-``interval_s`` and ``rechoke(view, rng) -> ids to unchoke``. The engine calls it every
-``interval_s`` (``view.periodic`` true, ``view.round`` counting those calls) and, coalesced, when a
-connection opens or closes or an unchoked peer loses interest, as mainline's ``Choker`` does.
-It must return a subset of the interested neighbours (``view.peers[view.interested]``).
+A choker is one object per peer (it may keep private state, such as a rotation order) with an
+``interval_s`` and ``rechoke(view, rng) -> rows of the view to unchoke``. The engine calls it
+every ``interval_s`` (``view.periodic`` true, ``view.round`` counting those calls) and, coalesced,
+after a connection with an unchoked peer closes or an unchoked peer loses interest (mainline's
+``connection_lost`` / ``not_interested``). It returns only rows with ``view.interested`` true:
+swarmsim keeps "unchoked peers are interested" as an invariant, where mainline also unchokes
+uninterested peers it walks past (they then start at once when they become interested).
 """
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,121 +34,160 @@ class ChokerParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     interval_s: float = Field(10.0, gt=0, description="seconds between periodic rechokes")
-    unchoke_slots: int = Field(4, ge=1, description="upload slots, optimistic one included")
+    unchoke_slots: int = Field(4, ge=1, description="upload slots, optimistic ones included")
 
 
-def rank_desc(values: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Indices of ``order`` sorted by ``values`` descending, ties kept in ``order``'s order."""
-    return order[np.argsort(-values[order], kind="stable")]
+def by_rate(rate: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``rows`` sorted by ``rate`` descending, ties kept in the given order."""
+    return rows[np.argsort(-rate[rows], kind="stable")]
 
 
-class RotationList:
-    """Mainline's connection list: newcomers go in at ``randrange(-2, n + 1)`` clamped at 0, so
-    the head, where optimistic unchokes start, is three times as likely for them as any other
-    place (mainline 3.x/4.x ``Choker.connection_made``)."""
+class Rotation:
+    """Mainline's connection list, kept as a float position per connection slot.
 
-    def __init__(self) -> None:
-        self.order: list[int] = []
+    Newcomers go in at ``randrange(-2, n + 1)`` clamped at 0 (mainline 3.x, BEP 3, Transmission),
+    so the head, where optimistic unchokes start, is three times as likely for them as any
+    other place; with ``head_bias`` off they go in uniformly (mainline 4.x ``connection_made``).
+    """
 
-    def sync(self, peers: np.ndarray, rng: np.random.Generator) -> None:
-        present = set(peers.tolist())
-        if len(self.order) != len(present) or not present.issuperset(self.order):
-            self.order = [p for p in self.order if p in present]
-            known = set(self.order)
-            for p in peers.tolist():
-                if p not in known:
-                    self.order.insert(max(int(rng.integers(-2, len(self.order) + 1)), 0), p)
+    def __init__(self, head_bias: bool = True):
+        self.head_bias = head_bias
+        self.pos = np.zeros(0)
+        self.owner = np.zeros(0, dtype=np.int64)
+        self._for: np.ndarray | None = None  # the view.peers array the cached order is for
+        self._order = np.zeros(0, dtype=np.int64)
 
-    def rotate_to_first(self, wanted: set[int]) -> None:
-        """Rotate so the first element in ``wanted`` is at the head (mainline ``_round_robin``)."""
-        for i, p in enumerate(self.order):
-            if p in wanted:
-                self.order = self.order[i:] + self.order[:i]
-                return
+    def order(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
+        """View rows in rotation order (inserting newly connected peers first)."""
+        slots, peers = view.slots, view.peers
+        if peers is self._for:  # the engine hands out the same array until connections change
+            return self._order
+        if slots.size and slots.max() >= self.pos.size:
+            grow = int(slots.max()) + 1 - self.pos.size
+            self.pos = np.concatenate([self.pos, np.zeros(grow)])
+            self.owner = np.concatenate([self.owner, np.full(grow, -1, dtype=np.int64)])
+        new = np.flatnonzero(self.owner[slots] != peers)
+        if new.size:
+            self._insert(slots, new, peers, rng)
+        self._for = peers
+        self._order = np.argsort(self.pos[slots], kind="stable")
+        return self._order
 
-    def positions(self, peers: np.ndarray) -> np.ndarray:
-        """Index of each view slot, sorted by rotation order."""
-        where = {p: i for i, p in enumerate(peers.tolist())}
-        return np.fromiter((where[p] for p in self.order), dtype=np.int64, count=len(self.order))
+    def _insert(self, slots, new, peers, rng) -> None:
+        fresh = np.zeros(slots.size, dtype=bool)
+        fresh[new] = True
+        known = np.sort(self.pos[slots[~fresh]])
+        for row in new.tolist():
+            n = known.size
+            k = int(rng.integers(-2, n + 1)) if self.head_bias else int(rng.integers(0, n + 1))
+            k = max(k, 0)
+            if n == 0:
+                p = 0.0
+            elif k == 0:
+                p = known[0] - 1.0
+            elif k == n:
+                p = known[-1] + 1.0
+            else:
+                p = 0.5 * (known[k - 1] + known[k])
+                if not known[k - 1] < p < known[k]:  # float gap exhausted: renumber
+                    known = np.arange(n, dtype=float)
+                    self.pos[slots[~fresh]] = np.argsort(np.argsort(self.pos[slots[~fresh]]))
+                    p = k - 0.5
+            self.pos[slots[row]] = p
+            self.owner[slots[row]] = peers[row]
+            fresh[row] = False
+            known = np.insert(known, k, p)
+
+    def rotate_to(self, view: ChokeView, order: np.ndarray, k: int) -> np.ndarray:
+        """Make ``order[k]`` the head; the rows before it move to the tail in the same order."""
+        if k <= 0 or k >= order.size:
+            return order
+        p = self.pos[view.slots]
+        span = p[order[-1]] - p[order[0]] + 1.0
+        self.pos[view.slots[order[:k]]] += span
+        self._order = np.concatenate([order[k:], order[:k]])
+        return self._order
 
 
 @CHOKERS.register("mainline")
 class Mainline:
-    """BitTorrent mainline's choker (BEP 3; mainline 4.x as measured by Legout et al. IMC 2006).
+    """BitTorrent mainline's choker, 4.x (``BitTorrent/Choker.py``, BEP 3, Legout et al. 2006).
 
-    Leecher state, every ``interval_s``: the ``unchoke_slots - 1`` interested, not snubbed
-    neighbours that sent us most over the last ``rate_window_s`` stay unchoked (reciprocation);
-    the rest of the slots go to interested peers taken in rotation order (the optimistic
-    unchoke), the rotation advancing every ``optimistic_every`` rounds to the first choked
-    interested peer. Snubbed = nothing received for ``snub_s`` (Cohen 2003: 60 s).
+    Leecher state: of the interested, not snubbed neighbours, the ``unchoke_slots - 1`` that sent
+    us most over the last ``rate_window_s`` stay unchoked; then ``max(1, min_uploads - preferred)``
+    more interested peers are unchoked in rotation order (optimistic). Every ``optimistic_every``
+    rounds the rotation moves the first choked interested peer to the head. Snubbed = no payload
+    from them for ``snub_s``, new connections included (mainline ``is_snubbed``; the code's default
+    is 30 s, Cohen 2003 says 60 s).
 
-    Seed state ``mainline4`` (Legout et al. IMC 2006, mainline 4.x ``_rechoke_seed``): peers
-    unchoked within the last two rounds rank first, most recent first, the rest by our upload
-    rate to them; in two rounds of three the first ``slots - 1`` stay unchoked plus one choked
-    interested peer at random, in the third the first ``slots``. That gives every leecher about
-    equal service time. ``upload_rate`` is BEP 3's seed rule: rank by upload rate to them.
+    Seed state (4.x ``_rechoke_seed``): each round owes ``(slots + 2) // 3`` new unchokes per three
+    rounds (1+1+2 for 4 slots), less those already made by event rechokes. Peers unchoked within
+    the last two rounds rank first, most recent first, then the rest by our upload rate to them;
+    the top ``slots - new`` stay unchoked and the free slots go round robin along the rotation,
+    which then continues after the last one served. Net effect: about equal service time per
+    leecher, not a reward for the fastest (Legout et al.).
     """
 
     rechoke_on_interest = False
 
     class Params(ChokerParams):
-        optimistic_every: int = Field(3, ge=1, description="rounds between optimistic rotations (30 s)")
-        rate_window_s: float = Field(20.0, gt=0, description="rate estimation window (max_rate_period)")
+        min_uploads: int = Field(4, ge=1, description="unchoke at least this many (mainline "
+                                 "min_uploads: 4 in 3.x; 4.x's default of 2 leaves slots idle)")
+        optimistic_every: int = Field(3, ge=1, description="rounds between optimistic rotations")
+        rate_window_s: float = Field(20.0, gt=0, description="rate window (max_rate_period)")
         snub_s: float = Field(60.0, gt=0, description="no payload for this long = snubbed")
-        seed_mode: Literal["mainline4", "upload_rate"] = Field(
-            "mainline4", description="seed-state algorithm"
-        )
+        newcomer_head_bias: bool = Field(True, description="newcomers 3x as likely at the "
+                                         "rotation's head (3.x randrange(-2, n+1))")
 
     def __init__(self, params: Params):
         self.params = params
         self.interval_s = params.interval_s
-        self.rotation = RotationList()
-        self._window_rounds = max(1, round(params.rate_window_s / params.interval_s))
+        self.rotation = Rotation(params.newcomer_head_bias)
+        self._window = min(ChokeView.rounds_kept, max(1, round(params.rate_window_s / params.interval_s)))
+        self._unchokes_since_last = 0
 
     def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
-        p = self.params
-        self.rotation.sync(view.peers, rng)
-        if view.is_seed and p.seed_mode == "mainline4":
-            return self._seed_rechoke(view, rng)
-        if view.periodic and view.round % p.optimistic_every == 0:
-            self.rotation.rotate_to_first(set(view.peers[~view.unchoked & view.interested].tolist()))
-        order = self.rotation.positions(view.peers)
+        order = self.rotation.order(view, rng)
         if view.is_seed:
-            rate = view.sent_rate_bps(self._window_rounds)
-            eligible = view.interested
-        else:
-            rate = view.received_rate_bps(self._window_rounds)
-            eligible = view.interested & ~view.snubbed(p.snub_s)
-        ranked = rank_desc(rate, order[eligible[order]])
-        chosen = list(ranked[: p.unchoke_slots - 1])
-        taken = set(chosen)
-        # Optimistic unchoke(s): walk the rotation until the slots are full and at least one
-        # peer was unchoked regardless of its rate (mainline _rechoke's "count < min or not hit").
-        optimistic = 0
-        for i in order:
-            if len(chosen) >= p.unchoke_slots and optimistic >= 1:
-                break
-            if view.interested[i] and i not in taken:
-                chosen.append(i)
-                taken.add(i)
-                optimistic += 1
-        return view.peers[np.asarray(chosen, dtype=np.int64)]
+            return self._seed(view, order)
+        p = self.params
+        interested = view.interested
+        if view.periodic and view.round % p.optimistic_every == 0:
+            first = np.flatnonzero(~view.unchoked[order] & interested[order])
+            if first.size:
+                order = self.rotation.rotate_to(view, order, int(first[0]))
+        eligible = order[interested[order] & ~view.snubbed(p.snub_s)[order]]
+        preferred = by_rate(view.received_rate_bps(self._window), eligible)[: p.unchoke_slots - 1]
+        n_opt = max(1, p.min_uploads - preferred.size)
+        rest = np.ones(view.peers.size, dtype=bool)
+        rest[preferred] = False
+        walk = order[interested[order] & rest[order]]
+        return np.concatenate([preferred, walk[:n_opt]])
 
-    def _seed_rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
+    def _seed(self, view: ChokeView, order: np.ndarray) -> np.ndarray:
         slots = self.params.unchoke_slots
-        order = self.rotation.positions(view.peers)
-        order = order[view.interested[order]]
-        if order.size == 0:
-            return view.peers[:0]
-        recent = view.unchoked & (view.now_s - view.last_unchoked_s < 2 * self.interval_s)
-        rec = order[recent[order]]
-        rec = rec[np.argsort(-view.last_unchoked_s[rec], kind="stable")]
-        rest = rank_desc(view.sent_rate_bps(self._window_rounds), order[~recent[order]])
-        ranked = np.concatenate([rec, rest])
-        keep = slots if (not view.periodic or view.round % 3 == 2) else slots - 1
-        chosen = list(ranked[:keep])
-        if len(chosen) < slots:
-            pool = [i for i in ranked[keep:] if not view.unchoked[i]] or list(ranked[keep:])
-            if pool:
-                chosen.append(pool[int(rng.integers(len(pool)))])
-        return view.peers[np.asarray(chosen, dtype=np.int64)]
+        if view.periodic:
+            owed = (slots + 2) // 3
+            forced = max(0, (owed + view.round % 3) // 3 - self._unchokes_since_last)
+        else:
+            forced = 0
+        interested = view.interested
+        kept_now = order[view.unchoked[order] & interested[order]]
+        recent = (view.now_s - view.last_unchoked_s) < 2.5 * self.interval_s
+        rate = view.sent_rate_bps(self._window)
+        # sort key (mainline): recent -> (-unchoke_time, -rate); others -> (1, -rate)
+        key_recent = np.where(recent, -view.last_unchoked_s, np.inf)
+        ranked = kept_now[np.lexsort((-rate[kept_now], key_recent[kept_now]))]
+        preferred = ranked[: max(slots - forced, 0)]
+        free = slots - preferred.size
+        if view.periodic:
+            self._unchokes_since_last = 0
+        else:
+            self._unchokes_since_last += free
+        rest = np.ones(view.peers.size, dtype=bool)
+        rest[preferred] = False
+        walk = np.flatnonzero(interested[order] & rest[order])
+        served = walk[:free]
+        if free > 0 and served.size == free:
+            self.rotation.rotate_to(view, order, int(served[-1]) + 1)
+        return np.concatenate([preferred, order[served]])
