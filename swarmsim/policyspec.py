@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, PlainSerializer, PlainValidator, ValidationError, ValidationInfo, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
 
 from swarmsim.errors import RegistryError
@@ -33,7 +40,7 @@ class PolicySpec:
         return registry.build(self.name, self.params)
 
 
-def _validator(registry: Registry):
+def _validator(registry: Registry, default_name: str | None):
     def validate(value: Any, info: ValidationInfo) -> PolicySpec:
         if isinstance(value, PolicySpec):
             return value
@@ -41,14 +48,22 @@ def _validator(registry: Registry):
             value = {"name": value}
         if not isinstance(value, dict):
             raise PydanticCustomError(
-                "policy_type", "expected a plug-in name or a mapping with a 'name' key "
+                "policy_type",
+                "expected a plug-in name or a mapping with a 'name' key "
                 "(known {kind}s: {known}); got {got}",
-                {"kind": registry.kind, "known": ", ".join(registry.names()), "got": repr(value)[:80]})
-        name = value.get("name")
+                {
+                    "kind": registry.kind,
+                    "known": ", ".join(registry.names()),
+                    "got": repr(value)[:80],
+                },
+            )
+        name = value.get("name", default_name)
         if not isinstance(name, str):
             raise PydanticCustomError(
-                "policy_name", "missing 'name'; known {kind}s: {known}",
-                {"kind": registry.kind, "known": ", ".join(registry.names())})
+                "policy_name",
+                "missing 'name'; known {kind}s: {known}",
+                {"kind": registry.kind, "known": ", ".join(registry.names())},
+            )
         try:
             cls = registry.get(name)
         except RegistryError as exc:
@@ -68,8 +83,11 @@ def _validator(registry: Registry):
                 else:
                     msg = f"{e['msg']} (got {repr(e.get('input'))[:80]})"
                 subs.append((sub, msg))
-            raise PydanticCustomError("policy_params", "invalid parameters for {kind} {name}",
-                                      {"kind": registry.kind, "name": name, "subs": subs}) from None
+            raise PydanticCustomError(
+                "policy_params",
+                "invalid parameters for {kind} {name}",
+                {"kind": registry.kind, "name": name, "subs": subs},
+            ) from None
         return PolicySpec(registry.kind, name, params)
 
     return validate
@@ -80,24 +98,37 @@ def _schema(registry: Registry) -> dict[str, Any]:
     for name, cls in registry:
         schema = cls.Params.model_json_schema()
         props = {"name": {"const": name}, **schema.get("properties", {})}
-        variant = {"type": "object", "title": name, "description": (cls.__doc__ or "").strip().split("\n")[0],
-                   "properties": props, "required": ["name", *schema.get("required", [])],
-                   "additionalProperties": False}
+        variant = {
+            "type": "object",
+            "title": name,
+            "description": (cls.__doc__ or "").strip().split("\n")[0],
+            "properties": props,
+            "required": ["name", *schema.get("required", [])],
+            "additionalProperties": False,
+        }
         if "$defs" in schema:
             variant["$defs"] = schema["$defs"]
         variants.append(variant)
-    variants.append({"type": "object", "title": "user plug-in",
-                     "properties": {"name": {"type": "string", "pattern": r"^[\w.]+:\w+$"}},
-                     "required": ["name"]})
-    return {"oneOf": [{"type": "string", "enum": registry.names()}, *variants],
-            "description": f"{registry.kind}: {registry.doc}"}
+    variants.append(
+        {
+            "type": "object",
+            "title": "user plug-in",
+            "properties": {"name": {"type": "string", "pattern": r"^[\w.]+:\w+$"}},
+            "required": ["name"],
+        }
+    )
+    return {
+        "oneOf": [{"type": "string", "enum": registry.names()}, *variants],
+        "description": f"{registry.kind}: {registry.doc}",
+    }
 
 
-def policy_field(registry: Registry):
-    """The annotated type of a scenario field that names a plug-in of ``registry``."""
+def policy_field(registry: Registry, default_name: str | None = None):
+    """The annotated type of a scenario field that names a plug-in of ``registry``; a block
+    without ``name`` means ``default_name`` (so ``--set choker.unchoke_slots=6`` works)."""
     return Annotated[
         PolicySpec,
-        PlainValidator(_validator(registry)),
+        PlainValidator(_validator(registry, default_name)),
         PlainSerializer(lambda spec: spec.to_dict(), return_type=dict),
         WithJsonSchema(_schema(registry)),
     ]

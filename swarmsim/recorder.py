@@ -13,20 +13,42 @@ import numpy as np
 import pandas as pd
 
 PEERS_SCHEMA = {
-    "peer_id": "int32", "peer_class": "string", "join_s": "float64", "complete_s": "float64",
-    "leave_s": "float64", "upload_bps": "float64", "download_bps": "float64",
-    "uploaded_bytes": "float64", "downloaded_bytes": "float64", "starts_as_seed": "bool",
-    "aborted": "bool", "tokens_start": "float64", "tokens_end": "float64",
+    "peer_id": "int32",
+    "peer_class": "string",
+    "join_s": "float64",
+    "complete_s": "float64",
+    "leave_s": "float64",
+    "upload_bps": "float64",
+    "download_bps": "float64",
+    "uploaded_bytes": "float64",
+    "downloaded_bytes": "float64",
+    "starts_as_seed": "bool",
+    "aborted": "bool",
+    "tokens_start": "float64",
+    "tokens_end": "float64",
 }
 TIMESERIES_SCHEMA = {
-    "t_s": "float64", "leechers": "int32", "seeds": "int32", "upload_rate_bps": "float64",
-    "upload_capacity_bps": "float64", "min_piece_copies": "int32", "mean_piece_copies": "float64",
+    "t_s": "float64",
+    "leechers": "int32",
+    "seeds": "int32",
+    "upload_rate_bps": "float64",
+    "upload_capacity_bps": "float64",
+    "min_piece_copies": "int32",
+    "mean_piece_copies": "float64",
 }
 PIECES_SCHEMA = {"peer_id": "int32", "piece": "int32", "t_s": "float64", "from_peer": "int32"}
-TRANSFERS_SCHEMA = {"uploader": "int32", "downloader": "int32", "bytes": "float64",
-                    "pieces": "int32"}
-SCHEMAS = {"peers": PEERS_SCHEMA, "timeseries": TIMESERIES_SCHEMA, "pieces": PIECES_SCHEMA,
-           "transfers": TRANSFERS_SCHEMA}
+TRANSFERS_SCHEMA = {
+    "uploader": "int32",
+    "downloader": "int32",
+    "bytes": "float64",
+    "pieces": "int32",
+}
+SCHEMAS = {
+    "peers": PEERS_SCHEMA,
+    "timeseries": TIMESERIES_SCHEMA,
+    "pieces": PIECES_SCHEMA,
+    "transfers": TRANSFERS_SCHEMA,
+}
 
 
 def empty_table(name: str) -> pd.DataFrame:
@@ -72,10 +94,15 @@ class Recorder:
 
     def pieces_table(self) -> pd.DataFrame:
         p, q, ts, f = self._pieces
-        return typed("pieces", {"peer_id": np.frombuffer(p, np.int32) if p else [],
-                                "piece": np.frombuffer(q, np.int32) if q else [],
-                                "t_s": np.frombuffer(ts, np.float64) if ts else [],
-                                "from_peer": np.frombuffer(f, np.int32) if f else []})
+        return typed(
+            "pieces",
+            {
+                "peer_id": np.frombuffer(p, np.int32) if p else [],
+                "piece": np.frombuffer(q, np.int32) if q else [],
+                "t_s": np.frombuffer(ts, np.float64) if ts else [],
+                "from_peer": np.frombuffer(f, np.int32) if f else [],
+            },
+        )
 
     def timeseries_table(self) -> pd.DataFrame:
         cols = list(TIMESERIES_SCHEMA)
@@ -84,7 +111,12 @@ class Recorder:
 
     def transfers_table(self) -> pd.DataFrame:
         keys = sorted(self._pairs)
-        return typed("transfers", {
-            "uploader": [k[0] for k in keys], "downloader": [k[1] for k in keys],
-            "bytes": [self._pairs[k][0] for k in keys], "pieces": [self._pairs[k][1] for k in keys],
-        })
+        return typed(
+            "transfers",
+            {
+                "uploader": [k[0] for k in keys],
+                "downloader": [k[1] for k in keys],
+                "bytes": [self._pairs[k][0] for k in keys],
+                "pieces": [self._pairs[k][1] for k in keys],
+            },
+        )

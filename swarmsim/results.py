@@ -62,7 +62,9 @@ class Result:
         path = Path(path)
         mpath = path / MANIFEST
         if not mpath.is_file():
-            raise ResultError(f"{path} has no {MANIFEST}: the run did not finish (or this is not a result folder)")
+            raise ResultError(
+                f"{path} has no {MANIFEST}: the run did not finish (or this is not a result folder)"
+            )
         manifest = json.loads(mpath.read_text())
         if manifest.get("status") != "ok" and not allow_failed:
             raise ResultError(f"{path} is from a failed run: {manifest.get('error')}")
@@ -104,6 +106,11 @@ def versions() -> dict[str, str]:
 
     import swarmsim
 
-    return {"swarmsim": swarmsim.__version__, "python": platform.python_version(),
-            "numpy": numpy.__version__, "pandas": pd.__version__, "pyarrow": pyarrow.__version__,
-            "simpy": simpy.__version__}
+    return {
+        "swarmsim": swarmsim.__version__,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "pandas": pd.__version__,
+        "pyarrow": pyarrow.__version__,
+        "simpy": simpy.__version__,
+    }

@@ -21,6 +21,8 @@ class Streams:
         gen = self._cache.get(name)
         if gen is None:
             key = zlib.crc32(name.encode("utf-8"))
-            gen = np.random.Generator(np.random.PCG64(np.random.SeedSequence(self.seed, spawn_key=(key,))))
+            gen = np.random.Generator(
+                np.random.PCG64(np.random.SeedSequence(self.seed, spawn_key=(key,)))
+            )
             self._cache[name] = gen
         return gen

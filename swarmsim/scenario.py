@@ -19,16 +19,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from swarmsim.errors import ScenarioError
-from swarmsim.policyspec import PolicySpec, policy_field, policy_problems
 from swarmsim.policies import ARRIVALS, BANDWIDTH, CHOKERS, DEPARTURES, PICKERS
+from swarmsim.policyspec import PolicySpec, policy_field, policy_problems
 
 BLOCK_BYTES = 16384  # BEP 3: requests are 16 KiB blocks
 
-ChokerSpec = policy_field(CHOKERS)
-PickerSpec = policy_field(PICKERS)
-ArrivalSpec = policy_field(ARRIVALS)
-DepartureSpec = policy_field(DEPARTURES)
-BandwidthSpec = policy_field(BANDWIDTH)
+ChokerSpec = policy_field(CHOKERS, "mainline")
+PickerSpec = policy_field(PICKERS, "rarest_first")
+ArrivalSpec = policy_field(ARRIVALS, "flash_crowd")
+DepartureSpec = policy_field(DEPARTURES, "leave")
+BandwidthSpec = policy_field(BANDWIDTH, "slot_share")
 
 
 class _Model(BaseModel):
@@ -46,18 +46,30 @@ class Torrent(_Model):
 
 
 class PeerClass(_Model):
-    name: str = Field(..., alias="class", pattern=r"^[A-Za-z0-9_.-]+$",
-                      description="class label used in the results")
+    name: str = Field(
+        ...,
+        alias="class",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="class label used in the results",
+    )
     count: int = Field(..., ge=1, le=1_000_000)
     upload_bps: float = Field(..., ge=0, description="upload capacity, bytes per second")
     download_bps: float = Field(..., gt=0, description="download capacity, bytes per second")
     starts_as: Literal["leecher", "seed"] = "leecher"
-    free_rider: bool = Field(False, description="never uploads (its upload_bps is kept as a record)")
-    arrival: ArrivalSpec = Field(default_factory=lambda: PolicySpec.default(ARRIVALS, "flash_crowd"))
-    departure: DepartureSpec | None = Field(
-        None, description="overrides the scenario's departure; classes that start as seeds "
-        "default to 'stay'")
-    choker: ChokerSpec | None = Field(None, description="overrides the scenario's choker")
+    free_rider: bool = Field(
+        False, description="never uploads (its upload_bps is kept as a record)"
+    )
+    arrival: ArrivalSpec = Field(
+        default_factory=lambda: PolicySpec.default(ARRIVALS, "flash_crowd")
+    )
+    departure: policy_field(DEPARTURES) | None = Field(
+        None,
+        description="overrides the scenario's departure; classes that start as seeds "
+        "default to 'stay'",
+    )
+    choker: policy_field(CHOKERS) | None = Field(
+        None, description="overrides the scenario's choker"
+    )
 
 
 class Tracker(_Model):
@@ -83,11 +95,15 @@ class Scenario(_Model):
     seed: int = Field(0, ge=0)
     torrent: Torrent
     peers: Annotated[list[PeerClass], Field(min_length=1)]
-    departure: DepartureSpec = Field(default_factory=lambda: PolicySpec.default(DEPARTURES, "leave"))
+    departure: DepartureSpec = Field(
+        default_factory=lambda: PolicySpec.default(DEPARTURES, "leave")
+    )
     tracker: Tracker = Field(default_factory=Tracker)
     choker: ChokerSpec = Field(default_factory=lambda: PolicySpec.default(CHOKERS, "mainline"))
     picker: PickerSpec = Field(default_factory=lambda: PolicySpec.default(PICKERS, "rarest_first"))
-    bandwidth: BandwidthSpec = Field(default_factory=lambda: PolicySpec.default(BANDWIDTH, "slot_share"))
+    bandwidth: BandwidthSpec = Field(
+        default_factory=lambda: PolicySpec.default(BANDWIDTH, "slot_share")
+    )
     stop: Stop = Field(default_factory=Stop)
     record: Record = Field(default_factory=Record)
 
@@ -114,29 +130,55 @@ def _cross_checks(s: Scenario) -> list[tuple[str, str]]:
     problems = []
     t = s.torrent
     if t.piece_bytes % t.block_bytes:
-        problems.append(("torrent.piece_bytes", f"{t.piece_bytes} is not a multiple of "
-                         f"block_bytes ({t.block_bytes})"))
+        problems.append(
+            (
+                "torrent.piece_bytes",
+                f"{t.piece_bytes} is not a multiple of block_bytes ({t.block_bytes})",
+            )
+        )
     if t.piece_bytes > t.file_bytes:
-        problems.append(("torrent.piece_bytes", f"{t.piece_bytes} exceeds file_bytes ({t.file_bytes})"))
+        problems.append(
+            ("torrent.piece_bytes", f"{t.piece_bytes} exceeds file_bytes ({t.file_bytes})")
+        )
     names = [c.name for c in s.peers]
     for i, c in enumerate(s.peers):
         if names.index(c.name) != i:
-            problems.append((f"peers[{i}].class", f"{c.name!r} is used by peers[{names.index(c.name)}] too"))
+            problems.append(
+                (f"peers[{i}].class", f"{c.name!r} is used by peers[{names.index(c.name)}] too")
+            )
         if c.starts_as == "seed" and (c.free_rider or c.upload_bps == 0):
-            problems.append((f"peers[{i}].upload_bps", "a class that starts as seed must upload "
-                             f"(upload_bps > 0, free_rider false); got {c.upload_bps}"))
+            problems.append(
+                (
+                    f"peers[{i}].upload_bps",
+                    "a class that starts as seed must upload "
+                    f"(upload_bps > 0, free_rider false); got {c.upload_bps}",
+                )
+            )
     if not any(c.starts_as == "seed" for c in s.peers):
         problems.append(("peers", "no class has starts_as: seed, so nobody has the file"))
     if s.record.sample_every_s > s.stop.max_time_s:
-        problems.append(("record.sample_every_s", f"{s.record.sample_every_s} exceeds "
-                         f"stop.max_time_s ({s.stop.max_time_s})"))
+        problems.append(
+            (
+                "record.sample_every_s",
+                f"{s.record.sample_every_s} exceeds stop.max_time_s ({s.stop.max_time_s})",
+            )
+        )
     return problems
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def _format_loc(loc: tuple) -> str:
+    """('peers', 1, 'upload_bps') -> 'peers[1].upload_bps'; odd keys are quoted: ['a.b']."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not _PLAIN_KEY.match(str(part)):
+            out += f"[{str(part)!r}]"
+        else:
+            out += f".{part}" if out else str(part)
     return out
 
 
@@ -191,8 +233,12 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def load_scenario(data: dict[str, Any] | str | Path, *, overrides: list[str] | None = None,
-                  base_dir: str | Path | None = None) -> Scenario:
+def load_scenario(
+    data: dict[str, Any] | str | Path,
+    *,
+    overrides: list[str] | None = None,
+    base_dir: str | Path | None = None,
+) -> Scenario:
     """A validated ``Scenario`` from a dict, a YAML file path, plus ``path=value`` overrides."""
     source = None
     if isinstance(data, str | Path):
@@ -206,7 +252,9 @@ def load_scenario(data: dict[str, Any] | str | Path, *, overrides: list[str] | N
             raise ScenarioError([("", f"not valid YAML: {exc}")], source) from None
         base_dir = base_dir or path.parent
     if not isinstance(data, dict):
-        raise ScenarioError([("", f"a scenario is a mapping of fields, got {_short(data)}")], source)
+        raise ScenarioError(
+            [("", f"a scenario is a mapping of fields, got {_short(data)}")], source
+        )
     data = apply_overrides(data, overrides or [])
     try:
         scenario = Scenario.model_validate(data, context={"base_dir": base_dir})
@@ -228,19 +276,27 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if "=" not in item:
             raise ScenarioError([(item, "an override is written path=value, e.g. seed=3")])
         path, _, raw = item.partition("=")
-        keys = [int(k) if k.isdigit() else k for k in _INDEX.sub(r".\1", path.strip()).split(".") if k]
+        keys = [
+            int(k) if k.isdigit() else k for k in _INDEX.sub(r".\1", path.strip()).split(".") if k
+        ]
         if not keys:
             raise ScenarioError([(item, "empty override path")])
         node: Any = data
         for depth, key in enumerate(keys[:-1]):
+            if isinstance(node, dict) and isinstance(key, str) and node.get(key) is None:
+                node[key] = {}  # a block left at its defaults: start an explicit one
             try:
                 node = node[key]
             except (KeyError, IndexError, TypeError):
                 where = _format_loc(tuple(keys[: depth + 1]))
-                raise ScenarioError([(where, f"override {item!r}: no such field to descend into")]) from None
+                raise ScenarioError(
+                    [(where, f"override {item!r}: no such field to descend into")]
+                ) from None
         last = keys[-1]
         if isinstance(node, list) and not (isinstance(last, int) and last < len(node)):
-            raise ScenarioError([(_format_loc(tuple(keys)), f"index out of range (length {len(node)})")])
+            raise ScenarioError(
+                [(_format_loc(tuple(keys)), f"index out of range (length {len(node)})")]
+            )
         if not isinstance(node, dict | list):
             raise ScenarioError([(_format_loc(tuple(keys)), "cannot set a field inside a scalar")])
         node[last] = yaml.safe_load(raw)

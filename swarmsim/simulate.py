@@ -23,20 +23,30 @@ from swarmsim.results import Result, prepare_folder, versions, write_manifest
 from swarmsim.scenario import Scenario, load_scenario
 
 
-def simulate(scenario: Scenario | dict | str | Path, *, seed: int | None = None,
-             out: str | Path | None = None, check: bool = False,
-             progress: Callable[[float], None] | None = None,
-             overrides: list[str] | None = None) -> Result:
+def simulate(
+    scenario: Scenario | dict | str | Path,
+    *,
+    seed: int | None = None,
+    out: str | Path | None = None,
+    check: bool = False,
+    progress: Callable[[float], None] | None = None,
+    overrides: list[str] | None = None,
+) -> Result:
     """Run one simulation; ``seed`` replaces the scenario's; ``check`` turns on invariant
     checks at every sample (slower, for tests). Writes ``out`` if given."""
     if not isinstance(scenario, Scenario) or overrides:
-        scenario = load_scenario(scenario.resolved() if isinstance(scenario, Scenario) else scenario,
-                                 overrides=overrides)
+        scenario = load_scenario(
+            scenario.resolved() if isinstance(scenario, Scenario) else scenario, overrides=overrides
+        )
     if seed is not None:
         scenario = scenario.with_seed(seed)
     manifest: dict[str, Any] = {
-        "status": "running", "source": "sim", "scenario": scenario.resolved(),
-        "scenario_hash": scenario.digest(), "seed": scenario.seed, "versions": versions(),
+        "status": "running",
+        "source": "sim",
+        "scenario": scenario.resolved(),
+        "scenario_hash": scenario.digest(),
+        "seed": scenario.seed,
+        "versions": versions(),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     folder = prepare_folder(out) if out is not None else None
@@ -47,24 +57,38 @@ def simulate(scenario: Scenario | dict | str | Path, *, seed: int | None = None,
         swarm.run()
         _settle_all(swarm)
         invariants = check_invariants(swarm, raise_on_failure=check)
-        result = Result(peers=_peers_table(swarm), timeseries=recorder.timeseries_table(),
-                        pieces=recorder.pieces_table(), transfers=recorder.transfers_table())
+        result = Result(
+            peers=_peers_table(swarm),
+            timeseries=recorder.timeseries_table(),
+            pieces=recorder.pieces_table(),
+            transfers=recorder.transfers_table(),
+        )
         wall = time.perf_counter() - wall0
         manifest.update(
             status="ok" if all(v == "ok" for v in invariants.values()) else "invariant_failed",
-            error=None, wall_time_s=wall, events=swarm.events,
+            error=None,
+            wall_time_s=wall,
+            events=swarm.events,
             events_per_s=swarm.events / wall if wall > 0 else None,
             pieces_transferred=int(len(result.pieces)) if scenario.record.pieces else None,
-            sim_time_s=float(swarm.env.now), stop_reason=swarm.stop_reason, invariants=invariants,
-            tables={name: len(result.table(name)) for name in ("peers", "timeseries", "pieces", "transfers")},
+            sim_time_s=float(swarm.env.now),
+            stop_reason=swarm.stop_reason,
+            invariants=invariants,
+            tables={
+                name: len(result.table(name))
+                for name in ("peers", "timeseries", "pieces", "transfers")
+            },
             summary=summarize(result.peers, result.timeseries, float(swarm.env.now)),
         )
         result.manifest = manifest
     except BaseException as exc:  # KeyboardInterrupt too: the folder must say it failed
         if folder is not None:
-            manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}",
-                            traceback=traceback.format_exc(),
-                            wall_time_s=time.perf_counter() - wall0)
+            manifest.update(
+                status="failed",
+                error=f"{type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(),
+                wall_time_s=time.perf_counter() - wall0,
+            )
             write_manifest(folder, manifest)
         raise
     if folder is not None:
@@ -84,12 +108,21 @@ def _peers_table(swarm: Swarm):
     joined = np.flatnonzero(swarm.join_s <= swarm.env.now)
     joined = joined[swarm.online[joined] | ~np.isnan(swarm.leave_s[joined])]
     names = np.array(swarm.class_names, dtype=object)
-    return typed("peers", {
-        "peer_id": joined, "peer_class": names[swarm.peer_class[joined]],
-        "join_s": swarm.join_s[joined], "complete_s": swarm.complete_s[joined],
-        "leave_s": swarm.leave_s[joined], "upload_bps": swarm.nominal_up_bps[joined],
-        "download_bps": swarm.down_bps[joined], "uploaded_bytes": swarm.net.uploaded[joined],
-        "downloaded_bytes": swarm.net.downloaded[joined],
-        "starts_as_seed": swarm.starts_seed[joined], "aborted": swarm.aborted[joined],
-        "tokens_start": np.zeros(len(joined)), "tokens_end": np.zeros(len(joined)),
-    })
+    return typed(
+        "peers",
+        {
+            "peer_id": joined,
+            "peer_class": names[swarm.peer_class[joined]],
+            "join_s": swarm.join_s[joined],
+            "complete_s": swarm.complete_s[joined],
+            "leave_s": swarm.leave_s[joined],
+            "upload_bps": swarm.nominal_up_bps[joined],
+            "download_bps": swarm.down_bps[joined],
+            "uploaded_bytes": swarm.net.uploaded[joined],
+            "downloaded_bytes": swarm.net.downloaded[joined],
+            "starts_as_seed": swarm.starts_seed[joined],
+            "aborted": swarm.aborted[joined],
+            "tokens_start": np.zeros(len(joined)),
+            "tokens_end": np.zeros(len(joined)),
+        },
+    )

@@ -10,8 +10,15 @@ from swarmsim.engine.views import ChokeView
 
 
 class SwarmChokeView(ChokeView):
-    _LAZY = ("interested", "unchoked", "connected_s", "last_unchoked_s", "last_received_s",
-             "pieces_sent_since_unchoke", "have_counts")
+    _LAZY = (
+        "interested",
+        "unchoked",
+        "connected_s",
+        "last_unchoked_s",
+        "last_received_s",
+        "pieces_sent_since_unchoke",
+        "have_counts",
+    )
 
     def __init__(self, swarm, u: int, periodic: bool, ids, slots):
         self._swarm = swarm
@@ -56,11 +63,17 @@ class SwarmChokeView(ChokeView):
 
     def received_bytes(self, rounds: int) -> np.ndarray:
         c, u = self._conns, self.peer
-        return c.received_now(u, self.slots, self.now_s) - c.snap_recv[u, :, self._index(rounds)][self.slots]
+        return (
+            c.received_now(u, self.slots, self.now_s)
+            - c.snap_recv[u, :, self._index(rounds)][self.slots]
+        )
 
     def sent_bytes(self, rounds: int) -> np.ndarray:
         c, u = self._conns, self.peer
-        return c.sent_now(u, self.slots, self.now_s) - c.snap_sent[u, :, self._index(rounds)][self.slots]
+        return (
+            c.sent_now(u, self.slots, self.now_s)
+            - c.snap_sent[u, :, self._index(rounds)][self.slots]
+        )
 
     def window_s(self, rounds: int) -> np.ndarray:
         start = self._swarm.snap_t[self.peer, self._index(rounds)]

@@ -14,8 +14,9 @@ import numpy as np
 
 
 class Connections:
-    def __init__(self, n_peers: int, max_conn: int, n_pieces: int, rank: np.ndarray,
-                 rounds_kept: int):
+    def __init__(
+        self, n_peers: int, max_conn: int, n_pieces: int, rank: np.ndarray, rounds_kept: int
+    ):
         shape = (n_peers, max_conn)
         self.n_pieces = n_pieces
         self.max_conn = max_conn

@@ -73,7 +73,8 @@ class Exchange:
             if new.sum() != rows.size or (new & ~view.interested).any():
                 raise InvariantError(
                     f"choker {type(self.chokers[u]).__name__} of peer {u} chose rows "
-                    f"{rows.tolist()}: not distinct rows of interested neighbours")
+                    f"{rows.tolist()}: not distinct rows of interested neighbours"
+                )
         net, now = self.net, self.env.now
         for k in np.flatnonzero(was & ~new).tolist():
             self._close(net.out_flows[u][int(ids[k])])
@@ -110,8 +111,18 @@ class Exchange:
         net = self.net
         endgame = self.free[j] == 0
         in_flight = {p: len(d.flows) for p, d in net.downloads[j].items()} if endgame else {}
-        view = PickView(j, u, self.bits[u] & self.need[j], self.conns.rarity[j], self.n_pieces,
-                        int(self.have[j]), self.partial[j], endgame, in_flight, self.bits[u])
+        view = PickView(
+            j,
+            u,
+            self.bits[u] & self.need[j],
+            self.conns.rarity[j],
+            self.n_pieces,
+            int(self.have[j]),
+            self.partial[j],
+            endgame,
+            in_flight,
+            self.bits[u],
+        )
         piece = self.picker.pick(view, self.rng_pick)
         if piece is None:
             if not self.wants(j, u):
@@ -142,8 +153,9 @@ class Exchange:
                 net.release(f)
             net.assign(f, dl)
         else:
-            raise InvariantError(f"picker chose piece {piece}, already in flight for peer {j}, "
-                                 "outside endgame")
+            raise InvariantError(
+                f"picker chose piece {piece}, already in flight for peer {j}, outside endgame"
+            )
 
     def _retry_idle(self, j: int, piece: int | None) -> None:
         for f in list(self.idle_in[j].values()):
@@ -204,8 +216,10 @@ class Exchange:
         self.seeds += 1
         fastest = (self.piece_size.sum() / self.down_bps[j]) * (1 - 1e-9)
         if now - self.join_s[j] < fastest:
-            self._violation(f"peer {j} completed in {now - self.join_s[j]:.3f} s, faster than its "
-                            f"download capacity allows ({fastest:.3f} s)")
+            self._violation(
+                f"peer {j} completed in {now - self.join_s[j]:.3f} s, faster than its "
+                f"download capacity allows ({fastest:.3f} s)"
+            )
         self.conns.became_seed(j)
         ids, slots, _ = self.conns.neighbours(j)
         for n, s in zip(ids.tolist(), slots.tolist(), strict=True):

@@ -42,7 +42,7 @@ def _bytes(swarm) -> str:
     # Per peer: bytes received = whole pieces fetched + kept partial blocks + bytes of pieces in
     # flight + bytes lost with cut blocks. Bitfields and byte counters are kept apart.
     sizes = swarm.piece_size
-    fetched = (swarm.bits.astype(np.float64) @ sizes.astype(np.float64))
+    fetched = swarm.bits.astype(np.float64) @ sizes.astype(np.float64)
     fetched[swarm.starts_seed] = 0.0
     for j in range(swarm.n_peers):
         expected = fetched[j] + net.discarded[j]
@@ -51,8 +51,10 @@ def _bytes(swarm) -> str:
             for dl in net.downloads[j].values():
                 expected += dl.size - dl.remaining
         if not _close(net.downloaded[j], expected, sizes.sum()):
-            return (f"peer {j} downloaded {net.downloaded[j]:.1f} B but holds {expected:.1f} B of "
-                    "pieces, partials and in-flight data")
+            return (
+                f"peer {j} downloaded {net.downloaded[j]:.1f} B but holds {expected:.1f} B of "
+                "pieces, partials and in-flight data"
+            )
     return "ok"
 
 

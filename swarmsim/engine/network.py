@@ -53,9 +53,18 @@ class Flow:
 class Network:
     """Flows, downloads and their rates for every peer, plus the byte counters they feed."""
 
-    def __init__(self, env: simpy.Environment, n_peers: int, up_bps, down_bps, conns, allocator,
-                 block_bytes: int, on_done: Callable[[Download], None],
-                 on_abandon: Callable[[Download, float], None]):
+    def __init__(
+        self,
+        env: simpy.Environment,
+        n_peers: int,
+        up_bps,
+        down_bps,
+        conns,
+        allocator,
+        block_bytes: int,
+        on_done: Callable[[Download], None],
+        on_abandon: Callable[[Download, float], None],
+    ):
         self.env = env
         self.up_bps = [float(x) for x in up_bps]
         self.down_bps = [float(x) for x in down_bps]

@@ -21,7 +21,6 @@ from swarmsim.engine.exchange import Exchange
 from swarmsim.engine.network import Flow, Network
 from swarmsim.engine.tracker import Tracker
 from swarmsim.engine.views import ChokeView
-from swarmsim.errors import InvariantError
 from swarmsim.policies import ARRIVALS, BANDWIDTH, CHOKERS, DEPARTURES, PICKERS
 from swarmsim.rng import Streams
 
@@ -34,11 +33,20 @@ def pack_words(bits: np.ndarray) -> np.ndarray:
     return np.packbits(padded, axis=1, bitorder="little").view("<u8").astype(np.uint64)
 
 
+LATE = 2  # SimPy priority after NORMAL (1): processed last among same-time events
+
+
 class Swarm(Exchange):
     rounds_kept = ChokeView.rounds_kept  # rate snapshots per connection: windows of 1..3 rounds
 
-    def __init__(self, scenario, recorder, *, check: bool = False,
-                 progress: Callable[[float], None] | None = None):
+    def __init__(
+        self,
+        scenario,
+        recorder,
+        *,
+        check: bool = False,
+        progress: Callable[[float], None] | None = None,
+    ):
         self.scenario = sc = scenario
         self.recorder = recorder
         self.check = check
@@ -72,15 +80,24 @@ class Swarm(Exchange):
         self.aborted = np.zeros(N, dtype=bool)
 
         rank = self.streams.get("picker/rank").permuted(
-            np.tile(np.arange(P, dtype=np.int32), (N, 1)), axis=1)
+            np.tile(np.arange(P, dtype=np.int32), (N, 1)), axis=1
+        )
         tr = sc.tracker
         self.conns = Connections(N, tr.max_connections, P, rank, self.rounds_kept)
         self.snap_t = np.zeros((N, self.rounds_kept))
         self.rounds = np.zeros(N, dtype=np.int64)
         self.tracker = Tracker(N, self.streams.get("tracker"))
-        self.net = Network(self.env, N, self.up_bps, self.down_bps, self.conns,
-                           sc.bandwidth.build(BANDWIDTH), t.block_bytes,
-                           self._on_download_done, self._on_abandon)
+        self.net = Network(
+            self.env,
+            N,
+            self.up_bps,
+            self.down_bps,
+            self.conns,
+            sc.bandwidth.build(BANDWIDTH),
+            t.block_bytes,
+            self._on_download_done,
+            self._on_abandon,
+        )
         self.idle_in: list[dict[int, Flow]] = [{} for _ in range(N)]
         self.idle_out: list[dict[int, Flow]] = [{} for _ in range(N)]
         self.picker = sc.picker.build(PICKERS)
@@ -99,7 +116,9 @@ class Swarm(Exchange):
         sc = self.scenario
         cls, join, seed = [], [], []
         for ci, pc in enumerate(sc.peers):
-            times = pc.arrival.build(ARRIVALS).join_times(pc.count, self.streams.get(f"arrivals/{pc.name}"))
+            times = pc.arrival.build(ARRIVALS).join_times(
+                pc.count, self.streams.get(f"arrivals/{pc.name}")
+            )
             cls.append(np.full(len(times), ci))
             join.append(np.asarray(times, dtype=float))
             seed.append(np.full(len(times), pc.starts_as == "seed"))
@@ -112,15 +131,23 @@ class Swarm(Exchange):
         self.starts_seed = seed[order]
         classes = sc.peers
         self.class_names = [c.name for c in classes]
-        self.up_bps = np.array([0.0 if classes[c].free_rider else classes[c].upload_bps
-                                for c in self.peer_class])
+        self.up_bps = np.array(
+            [0.0 if classes[c].free_rider else classes[c].upload_bps for c in self.peer_class]
+        )
         self.nominal_up_bps = np.array([classes[c].upload_bps for c in self.peer_class])
         self.down_bps = np.array([classes[c].download_bps for c in self.peer_class], dtype=float)
         chokers = [(c.choker or sc.choker) for c in classes]
         self.chokers = [chokers[c].build(CHOKERS) for c in self.peer_class]
-        rules = [c.departure.build(DEPARTURES) if c.departure else
-                 (DEPARTURES.build("stay") if c.starts_as == "seed" else sc.departure.build(DEPARTURES))
-                 for c in classes]
+        rules = [
+            c.departure.build(DEPARTURES)
+            if c.departure
+            else (
+                DEPARTURES.build("stay")
+                if c.starts_as == "seed"
+                else sc.departure.build(DEPARTURES)
+            )
+            for c in classes
+        ]
         self.departure = [rules[c] for c in self.peer_class]
 
     # --- scheduling ----------------------------------------------------------------------
@@ -128,11 +155,18 @@ class Swarm(Exchange):
         ev = Timeout(self.env, delay, arg)
         ev.callbacks.append(fn)
 
+    def _after_all_at(self, delay: float, fn: Callable) -> None:
+        """Run ``fn`` after every other event of that instant (samples see settled state)."""
+        ev = simpy.Event(self.env)
+        ev._ok, ev._value = True, None
+        ev.callbacks.append(fn)
+        self.env.schedule(ev, LATE, delay)
+
     def run(self) -> None:
         sc = self.scenario
         if self.n_peers:
             self._at(self.join_s[0], self._on_join, 0)
-        self._at(0.0, self._on_sample, None)
+        self._after_all_at(0.0, self._on_sample)
         stop = self.env.timeout(sc.stop.max_time_s)
         until = simpy.AnyOf(self.env, [stop, self._done]) if sc.stop.all_done else stop
         self.env.run(until=until)
@@ -179,7 +213,11 @@ class Swarm(Exchange):
         for c in self.tracker.sample(i, tr.peers_per_announce):
             if conns.deg[i] >= cap:
                 break
-            if c in conns.nbr_sets[i] or conns.deg[c] >= cap or (self.is_seed[i] and self.is_seed[c]):
+            if (
+                c in conns.nbr_sets[i]
+                or conns.deg[c] >= cap
+                or (self.is_seed[i] and self.is_seed[c])
+            ):
                 continue
             # mainline 4.x connection_made: into the rotation, no rechoke until the next round
             conns.connect(i, c, self.env.now, self.bits, self.is_seed)
@@ -260,7 +298,7 @@ class Swarm(Exchange):
             check_invariants(self, raise_on_failure=True)
         if self.progress is not None:
             self.progress(self.env.now)
-        self._at(self.scenario.record.sample_every_s, self._on_sample, None)
+        self._after_all_at(self.scenario.record.sample_every_s, self._on_sample)
 
     def _sample_row(self) -> None:
         now = self.env.now
@@ -271,8 +309,9 @@ class Swarm(Exchange):
         online = self.online
         cap = float(self.up_bps[online].sum())
         copies = self.copies
-        self.recorder.sample((now, self.leechers, self.seeds, rate, cap,
-                              int(copies.min()), float(copies.mean())))
+        self.recorder.sample(
+            (now, self.leechers, self.seeds, rate, cap, int(copies.min()), float(copies.mean()))
+        )
 
     def flush_transfers(self) -> None:
         """Hand every open connection's byte and piece counts to the recorder (end of run)."""

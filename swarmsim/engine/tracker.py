@@ -32,6 +32,8 @@ class Tracker:
         """Up to ``k`` random online peers other than ``peer``, in random order."""
         n = len(self._members)
         take = min(k + 1, n)
-        picks = self.rng.choice(n, size=take, replace=False) if take < n else self.rng.permutation(n)
+        picks = (
+            self.rng.choice(n, size=take, replace=False) if take < n else self.rng.permutation(n)
+        )
         out = [self._members[x] for x in picks.tolist() if self._members[x] != peer]
         return out[:k]

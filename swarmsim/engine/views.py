@@ -50,11 +50,30 @@ class ChokeView:
         return self._window[rounds]
 
     @classmethod
-    def build(cls, n: int | None = None, *, peers=None, now_s=100.0, peer=-1, is_seed=False,
-              periodic=True, round=1, upload_bps=1e5, have_pieces=10, n_pieces=100,
-              interested=None, unchoked=None, connected_s=None, last_unchoked_s=None,
-              last_received_s=None, pieces_sent_since_unchoke=None, have_counts=None,
-              received_bps=None, sent_bps=None, round_s=10.0) -> ChokeView:
+    def build(
+        cls,
+        n: int | None = None,
+        *,
+        peers=None,
+        now_s=100.0,
+        peer=-1,
+        is_seed=False,
+        periodic=True,
+        round=1,
+        upload_bps=1e5,
+        have_pieces=10,
+        n_pieces=100,
+        interested=None,
+        unchoked=None,
+        connected_s=None,
+        last_unchoked_s=None,
+        last_received_s=None,
+        pieces_sent_since_unchoke=None,
+        have_counts=None,
+        received_bps=None,
+        sent_bps=None,
+        round_s=10.0,
+    ) -> ChokeView:
         """A hand-built view for tests; rates become byte counts over each window."""
         peers = np.arange(n) if peers is None else np.asarray(peers, dtype=np.int64)
         n = len(peers)
@@ -64,14 +83,24 @@ class ChokeView:
 
         view = cls()
         view.__dict__.update(
-            now_s=now_s, peer=peer, is_seed=is_seed, periodic=periodic, round=round,
-            upload_bps=upload_bps, have_pieces=have_pieces, n_pieces=n_pieces, peers=peers,
-            slots=np.arange(n), interested=arr(interested, True, bool),
-            unchoked=arr(unchoked, False, bool), connected_s=arr(connected_s, 0.0),
+            now_s=now_s,
+            peer=peer,
+            is_seed=is_seed,
+            periodic=periodic,
+            round=round,
+            upload_bps=upload_bps,
+            have_pieces=have_pieces,
+            n_pieces=n_pieces,
+            peers=peers,
+            slots=np.arange(n),
+            interested=arr(interested, True, bool),
+            unchoked=arr(unchoked, False, bool),
+            connected_s=arr(connected_s, 0.0),
             last_unchoked_s=arr(last_unchoked_s, -np.inf),
             last_received_s=arr(last_received_s, now_s),
             pieces_sent_since_unchoke=arr(pieces_sent_since_unchoke, 0, np.int64),
-            have_counts=arr(have_counts, 0, np.int64))
+            have_counts=arr(have_counts, 0, np.int64),
+        )
         windows = {r: np.full(n, r * round_s) for r in range(1, cls.rounds_kept + 1)}
         recv, sent = arr(received_bps, 0.0), arr(sent_bps, 0.0)
         view._window = windows
@@ -90,11 +119,32 @@ class PickView:
     and ``in_flight`` then maps those pieces to their number of sources.
     """
 
-    __slots__ = ("peer", "uploader", "wanted", "rarity", "n_pieces", "have_pieces",
-                 "partial", "endgame", "in_flight", "uploader_has")
+    __slots__ = (
+        "peer",
+        "uploader",
+        "wanted",
+        "rarity",
+        "n_pieces",
+        "have_pieces",
+        "partial",
+        "endgame",
+        "in_flight",
+        "uploader_has",
+    )
 
-    def __init__(self, peer, uploader, wanted, rarity, n_pieces, have_pieces, partial, endgame,
-                 in_flight, uploader_has):
+    def __init__(
+        self,
+        peer,
+        uploader,
+        wanted,
+        rarity,
+        n_pieces,
+        have_pieces,
+        partial,
+        endgame,
+        in_flight,
+        uploader_has,
+    ):
         self.peer = peer
         self.uploader = uploader
         self.wanted = wanted

@@ -131,19 +131,27 @@ class Mainline:
     rechoke_on_interest = False
 
     class Params(ChokerParams):
-        min_uploads: int = Field(4, ge=1, description="unchoke at least this many (mainline "
-                                 "min_uploads: 4 in 3.x; 4.x's default of 2 leaves slots idle)")
+        min_uploads: int = Field(
+            4,
+            ge=1,
+            description="unchoke at least this many (mainline "
+            "min_uploads: 4 in 3.x; 4.x's default of 2 leaves slots idle)",
+        )
         optimistic_every: int = Field(3, ge=1, description="rounds between optimistic rotations")
         rate_window_s: float = Field(20.0, gt=0, description="rate window (max_rate_period)")
         snub_s: float = Field(60.0, gt=0, description="no payload for this long = snubbed")
-        newcomer_head_bias: bool = Field(True, description="newcomers 3x as likely at the "
-                                         "rotation's head (3.x randrange(-2, n+1))")
+        newcomer_head_bias: bool = Field(
+            True,
+            description="newcomers 3x as likely at the rotation's head (3.x randrange(-2, n+1))",
+        )
 
     def __init__(self, params: Params):
         self.params = params
         self.interval_s = params.interval_s
         self.rotation = Rotation(params.newcomer_head_bias)
-        self._window = min(ChokeView.rounds_kept, max(1, round(params.rate_window_s / params.interval_s)))
+        self._window = min(
+            ChokeView.rounds_kept, max(1, round(params.rate_window_s / params.interval_s))
+        )
         self._unchokes_since_last = 0
 
     def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:

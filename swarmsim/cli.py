@@ -1,0 +1,179 @@
+"""The ``swarmsim`` command: run a scenario, check it, list plug-ins, print the schema."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from swarmsim.errors import ResultError, ScenarioError, SwarmsimError
+from swarmsim.policies import REGISTRIES
+from swarmsim.scenario import json_schema, load_scenario
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Discrete-event simulator of BitTorrent swarms with token incentives.",
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(exc: Exception, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _load(path: Path, overrides: list[str] | None, seed: int | None = None):
+    try:
+        scenario = load_scenario(path, overrides=overrides)
+    except ScenarioError as exc:
+        raise _fail(exc) from None
+    return scenario.with_seed(seed) if seed is not None else scenario
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM ends a run like Ctrl-C does, so the result folder records the failure."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@app.command()
+def run(
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
+    seed: Annotated[int | None, typer.Option(help="replace the scenario's seed")] = None,
+    out: Annotated[Path | None, typer.Option(help="result folder (default results/NAME)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override: path=value")] = None,
+    plot: Annotated[bool, typer.Option(help="draw overview.png / .pdf into the folder")] = True,
+    check: Annotated[bool, typer.Option(help="check invariants at every sample (slow)")] = False,
+) -> None:
+    """Run one scenario and write its result folder (Parquet tables + manifest + figure)."""
+    from swarmsim.simulate import simulate
+
+    sc = _load(scenario, set_, seed)
+    out = out or Path("results") / sc.name
+    _sigterm_as_interrupt()
+    horizon = sc.stop.max_time_s
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("t = {task.fields[t]:>9.0f} s"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(sc.name, total=horizon, t=0.0)
+
+        def progress(t: float) -> None:
+            bar.update(task, completed=min(t, horizon), t=t)
+
+        try:
+            result = simulate(sc, out=out, check=check, progress=progress)
+        except KeyboardInterrupt:
+            err.print(f"interrupted: {out}/manifest.json records status failed")
+            raise typer.Exit(130) from None
+        except SwarmsimError as exc:
+            raise _fail(exc, 1) from None
+    if plot:
+        from swarmsim import plots
+
+        for f in plots.save(plots.overview(result), out / "overview"):
+            console.print(f"figure: {f}")
+    _print_summary(result)
+    console.print(f"results: {out}")
+    if result.manifest["status"] != "ok":
+        raise _fail(
+            SwarmsimError(
+                f"run finished with status {result.manifest['status']}: "
+                f"{result.manifest['invariants']}"
+            ),
+            1,
+        )
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "-" if math.isnan(v) else f"{v:,.3f}" if abs(v) < 10 else f"{v:,.0f}"
+    return str(v)
+
+
+def _print_summary(result) -> None:
+    m, s = result.manifest, result.summary
+    table = Table(title=f"{m['scenario']['name']} (seed {m['seed']})", show_header=False)
+    rows = [
+        ("peers done", f"{s['completed']} / {s['leechers']} leechers"),
+        ("mean download time (s)", _fmt(s["mean_download_s"])),
+        ("p90 download time (s)", _fmt(s["p90_download_s"])),
+        ("upload utilisation", _fmt(s["upload_utilisation"])),
+        ("simulated time (s)", f"{_fmt(m['sim_time_s'])} ({m['stop_reason']})"),
+        ("wall time (s)", _fmt(m["wall_time_s"])),
+        ("events per second", _fmt(m["events_per_s"])),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+
+
+@app.command()
+def validate(
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override: path=value")] = None,
+) -> None:
+    """Check a scenario and print it resolved (every default filled in), or say what is wrong."""
+    sc = _load(scenario, set_)
+    console.print(yaml.safe_dump(sc.resolved(), sort_keys=False), end="", highlight=False)
+    console.print(
+        f"# ok: {sc.n_peers} peers, {sc.torrent.n_pieces} pieces, hash {sc.digest()[:12]}"
+    )
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON schema of scenario files."""
+    print(json.dumps(json_schema(), indent=2))
+
+
+@app.command()
+def policies() -> None:
+    """List every registered plug-in of every kind with its parameters and defaults."""
+    for kind, registry in REGISTRIES.items():
+        table = Table(title=f"{kind} - {registry.doc}", show_lines=True)
+        table.add_column("name", style="bold")
+        table.add_column("what")
+        table.add_column("parameters (default)")
+        for name, cls in registry:
+            doc = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+            params = []
+            for pname, field in cls.Params.model_fields.items():
+                default = "required" if field.is_required() else repr(field.default)
+                desc = f": {field.description}" if field.description else ""
+                params.append(f"{pname} = {default}{desc}")
+            table.add_row(name, doc, "\n".join(params) or "-")
+        console.print(table)
+
+
+@app.command()
+def show(folder: Annotated[Path, typer.Argument(help="result folder")]) -> None:
+    """Print the summary of a finished run."""
+    from swarmsim.results import Result
+
+    try:
+        result = Result.read(folder)
+    except ResultError as exc:
+        raise _fail(exc, 1) from None
+    _print_summary(result)
+
+
+if __name__ == "__main__":
+    app()
