@@ -84,6 +84,15 @@ class Stop(_Model):
     max_time_s: float = Field(86400.0, gt=0, description="hard limit on simulated time")
 
 
+class Timers(_Model):
+    tick_s: float = Field(
+        1.0,
+        ge=0,
+        description="periodic rechokes fire on this grid, as "
+        "libtorrent's 1 s tick does; 0 = exactly every interval_s",
+    )
+
+
 class Record(_Model):
     sample_every_s: float = Field(10.0, gt=0, description="time-series sampling interval")
     pieces: bool = Field(True, description="write one row per piece completion")
@@ -105,6 +114,7 @@ class Scenario(_Model):
         default_factory=lambda: PolicySpec.default(BANDWIDTH, "slot_share")
     )
     stop: Stop = Field(default_factory=Stop)
+    timers: Timers = Field(default_factory=Timers)
     record: Record = Field(default_factory=Record)
 
     @property

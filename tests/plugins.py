@@ -18,5 +18,9 @@ class EveryoneChoker:
         self.params = params
         self.interval_s = params.interval_s
 
+    def setup(self, n_peers, max_connections):
+        pass
+
     def rechoke(self, view, rng):
-        return np.flatnonzero(view.interested)[: self.params.unchoke_slots]
+        """First ``unchoke_slots`` interested slots of each row."""
+        return view.interested & (np.cumsum(view.interested, axis=1) <= self.params.unchoke_slots)

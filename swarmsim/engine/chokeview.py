@@ -1,6 +1,6 @@
-"""The engine's ``ChokeView``: each array is computed from the swarm on first use only, so a
-choker pays for what it reads (a rechoke runs for every peer every 10-15 s). Byte counts
-include bytes in flight, as a client's block-level rate meters would."""
+"""The engine's ``ChokeView`` over a batch of peers: each (B, C) array is gathered from the
+swarm on first use only, so a choker pays for what it reads. Byte counts include bytes in
+flight, as a client's block-level rate meters would."""
 
 from __future__ import annotations
 
@@ -10,71 +10,77 @@ from swarmsim.engine.views import ChokeView
 
 
 class SwarmChokeView(ChokeView):
-    _LAZY = (
-        "interested",
-        "unchoked",
-        "connected_s",
-        "last_unchoked_s",
-        "last_received_s",
-        "pieces_sent_since_unchoke",
-        "have_counts",
-    )
+    _SLOT_ARRAYS = {
+        "unchoked": "unchoked",
+        "connected_s": "connected_s",
+        "last_unchoked_s": "last_unchoke",
+        "pieces_sent_since_unchoke": "sent_pieces",
+    }
 
-    def __init__(self, swarm, u: int, periodic: bool, ids, slots):
+    def __init__(self, swarm, peers: np.ndarray, periodic: bool):
         self._swarm = swarm
-        self._conns = swarm.conns
+        c = self._conns = swarm.conns
         self.now_s = swarm.env.now
-        self.peer = u
-        self.is_seed = bool(swarm.is_seed[u])
         self.periodic = periodic
-        self.round = int(swarm.rounds[u])
-        self.upload_bps = float(swarm.up_bps[u])
-        self.have_pieces = int(swarm.have[u])
         self.n_pieces = swarm.n_pieces
-        self.peers = ids
-        self.slots = slots
-        self._k = self.round + (0 if periodic else 1)  # the round whose window we measure
+        self.peers = peers
+        self.nbr = c.nb[peers]
+        self.valid = self.nbr >= 0
+        self.is_seed = swarm.is_seed[peers]
+        self.round = swarm.rounds[peers]
+        self.upload_bps = swarm.up_bps[peers]
+        self.have_pieces = swarm.have[peers]
+        # the round whose window we measure: an event rechoke looks like the next round
+        self._k = self.round + (0 if periodic else 1)
+        self._cache: dict = {}
 
     def __getattr__(self, name: str):
-        if name not in self._LAZY:
+        if name.startswith("_"):
             raise AttributeError(name)
-        c, u, slots = self._conns, self.peer, self.slots
-        if name == "interested":
-            value = self._swarm.interest_in(u, self.peers)
-        elif name == "unchoked":
-            value = c.unchoked[u][slots]
-        elif name == "connected_s":
-            value = c.connected_s[u][slots]
-        elif name == "last_unchoked_s":
-            value = c.last_unchoke[u][slots]
+        c, peers = self._conns, self.peers
+        if name in self._SLOT_ARRAYS:
+            value = getattr(c, self._SLOT_ARRAYS[name])[peers]
+        elif name == "interested":
+            value = self._swarm.interest_matrix(peers, self.nbr, self.valid)
         elif name == "last_received_s":
-            value = c.last_received(u, slots, self.now_s)
-        elif name == "pieces_sent_since_unchoke":
-            value = c.sent_pieces[u][slots]
+            value = np.where(c.rate_in[peers] > 0.0, self.now_s, c.last_recv[peers])
+        elif name == "have_counts":
+            value = np.where(self.valid, self._swarm.have[np.maximum(self.nbr, 0)], 0)
         else:
-            value = self._swarm.have[self.peers]
+            raise AttributeError(name)
         self.__dict__[name] = value
         return value
 
-    def _index(self, rounds: int) -> int:
+    def take(self, rows: np.ndarray) -> ChokeView:
+        return SwarmChokeView(self._swarm, self.peers[rows], self.periodic)
+
+    def received_now(self) -> np.ndarray:
+        if "recv" not in self._cache:
+            c, p = self._conns, self.peers
+            self._cache["recv"] = c.recv[p] + c.rate_in[p] * (self.now_s - c.t_in[p])
+        return self._cache["recv"]
+
+    def sent_now(self) -> np.ndarray:
+        if "sent" not in self._cache:
+            c, p = self._conns, self.peers
+            self._cache["sent"] = c.sent[p] + c.rate_out[p] * (self.now_s - c.t_out[p])
+        return self._cache["sent"]
+
+    def _index(self, rounds: int) -> np.ndarray:
         if not 1 <= rounds <= self.rounds_kept:
             raise ValueError(f"rate windows cover 1..{self.rounds_kept} rounds, not {rounds}")
-        return max(self._k - rounds, 0) % self.rounds_kept
+        return np.maximum(self._k - rounds, 0) % self.rounds_kept
+
+    def _snap(self, table: np.ndarray, rounds: int) -> np.ndarray:
+        idx = self._index(rounds)
+        return table[self.peers[:, None], np.arange(table.shape[1])[None, :], idx[:, None]]
 
     def received_bytes(self, rounds: int) -> np.ndarray:
-        c, u = self._conns, self.peer
-        return (
-            c.received_now(u, self.slots, self.now_s)
-            - c.snap_recv[u, :, self._index(rounds)][self.slots]
-        )
+        return self.received_now() - self._snap(self._conns.snap_recv, rounds)
 
     def sent_bytes(self, rounds: int) -> np.ndarray:
-        c, u = self._conns, self.peer
-        return (
-            c.sent_now(u, self.slots, self.now_s)
-            - c.snap_sent[u, :, self._index(rounds)][self.slots]
-        )
+        return self.sent_now() - self._snap(self._conns.snap_sent, rounds)
 
     def window_s(self, rounds: int) -> np.ndarray:
-        start = self._swarm.snap_t[self.peer, self._index(rounds)]
-        return self.now_s - np.maximum(start, self.connected_s)
+        start = self._swarm.snap_t[self.peers, self._index(rounds)]
+        return self.now_s - np.maximum(start[:, None], self.connected_s)

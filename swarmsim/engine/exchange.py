@@ -9,6 +9,8 @@ keeps its rate, so the common case re-rates nothing.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from swarmsim.engine.chokeview import SwarmChokeView
@@ -23,72 +25,100 @@ class Exchange:
     """Mixin of ``Swarm``: rechokes, piece picks, piece completions."""
 
     # --- interest --------------------------------------------------------------------------
-    def interest_in(self, u: int, ids: np.ndarray) -> np.ndarray:
-        """Which of ``ids`` want a piece that ``u`` has."""
+    def interest_matrix(self, peers: np.ndarray, nbr: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """(B, C): does neighbour ``nbr[b, s]`` want a piece that ``peers[b]`` has?"""
         w = self.words
-        return (w[u] & ~w[ids]).any(axis=1)
+        return (w[peers][:, None, :] & ~w[np.where(valid, nbr, 0)]).any(axis=2) & valid
 
     def wants(self, j: int, u: int) -> bool:
         w = self.words
         return bool((w[u] & ~w[j]).any())
 
     # --- choking ---------------------------------------------------------------------------
-    def _on_periodic_rechoke(self, ev) -> None:
-        u = ev._value
-        if not self.online[u]:
-            return
-        self.events += 1
-        self.rounds[u] += 1
-        self._rechoke(u, periodic=True)
-        self._at(self.chokers[u].interval_s, self._on_periodic_rechoke, u)
-        if self.is_seed[u] and self._done_seeding(u):
-            self._leave(u)
-            self._maybe_done()
-        self.net.reflow()
+    def _schedule_periodic(self, u: int, delay: float) -> None:
+        """Periodic rechokes fire on the ``tick_s`` grid (libtorrent's 1 s tick), so peers
+        due in the same tick rechoke as one vectorised batch."""
+        t = self.env.now + delay
+        tick = self.tick_s
+        key = math.ceil(t / tick - 1e-9) if tick > 0 else t
+        batch = self._periodic.get(key)
+        if batch is None:
+            self._periodic[key] = [u]
+            self._at((key * tick if tick > 0 else t) - self.env.now, self._on_periodic_batch, key)
+        else:
+            batch.append(u)
 
-    def _on_event_rechoke(self, ev) -> None:
-        u = ev._value
-        self._rechoke_pending.discard(u)
-        if not self.online[u]:
+    def _on_periodic_batch(self, ev) -> None:
+        peers = np.array(self._periodic.pop(ev._value), dtype=np.int64)
+        peers = peers[self.online[peers]]
+        if peers.size == 0:
             return
         self.events += 1
-        self._rechoke(u, periodic=False)
+        self.rounds[peers] += 1
+        self._rechoke(peers, periodic=True)
+        for u in peers.tolist():
+            self._schedule_periodic(u, self.chokers[u].interval_s)
+            if self.is_seed[u] and self.online[u] and self._done_seeding(u):
+                self._leave(u)
+        self._maybe_done()
         self.net.reflow()
 
     def _request_rechoke(self, u: int) -> None:
-        """Coalesce event-driven rechokes of ``u`` into one, run after the current event."""
-        if u not in self._rechoke_pending:
-            self._rechoke_pending.add(u)
-            self._at(0.0, self._on_event_rechoke, u)
+        """Coalesce event-driven rechokes into one batch, run after the current event."""
+        if not self._rechoke_pending:
+            self._at(0.0, self._on_event_rechoke, None)
+        self._rechoke_pending.add(u)
 
-    def _rechoke(self, u: int, periodic: bool) -> None:
-        conns = self.conns
-        ids, slots, revs = conns.neighbours(u)
-        was = conns.unchoked[u][slots]
-        new = np.zeros(ids.size, dtype=bool)
-        if self.up_bps[u] > 0.0 and ids.size:
-            view = SwarmChokeView(self, u, periodic, ids, slots)
-            rows = np.asarray(self.chokers[u].rechoke(view, self.rng_choke), dtype=np.int64)
-            new[rows] = True
-            if new.sum() != rows.size or (new & ~view.interested).any():
+    def _on_event_rechoke(self, ev) -> None:
+        peers = np.array(sorted(self._rechoke_pending), dtype=np.int64)
+        self._rechoke_pending.clear()
+        peers = peers[self.online[peers]]
+        if peers.size == 0:
+            return
+        self.events += 1
+        self._rechoke(peers, periodic=False)
+        self.net.reflow()
+
+    def _rechoke(self, peers: np.ndarray, periodic: bool) -> None:
+        """Ask each peer's choker (vectorised per choker) and apply what changed."""
+        conns, net, now = self.conns, self.net, self.env.now
+        was = conns.unchoked[peers]
+        new = np.zeros_like(was)
+        able = (self.up_bps[peers] > 0.0) & (conns.deg[peers] > 0)  # free-riders never unchoke
+        kinds = self.choker_of[peers]
+        for k in np.unique(kinds[able]).tolist():
+            rows = np.flatnonzero(able & (kinds == k))
+            view = SwarmChokeView(self, peers[rows], periodic)
+            mask = np.asarray(self.choker_objs[k].rechoke(view, self.rng_choke), dtype=bool)
+            if mask.shape != view.nbr.shape or (mask & ~view.interested).any():
                 raise InvariantError(
-                    f"choker {type(self.chokers[u]).__name__} of peer {u} chose rows "
-                    f"{rows.tolist()}: not distinct rows of interested neighbours"
+                    f"choker {type(self.choker_objs[k]).__name__} unchoked slots that are free or "
+                    f"hold uninterested peers (peers {peers[rows].tolist()[:5]}...)"
                 )
-        net, now = self.net, self.env.now
-        for k in np.flatnonzero(was & ~new).tolist():
-            self._close(net.out_flows[u][int(ids[k])])
-        for k in np.flatnonzero(new & ~was).tolist():
-            s = int(slots[k])
-            conns.unchoked[u, s] = True
-            conns.last_unchoke[u, s] = now
-            conns.sent_pieces[u, s] = 0
-            self._feed(net.open_flow(u, int(ids[k]), s, int(revs[k])))
+            new[rows] = mask
+        for b, s in zip(*np.nonzero(was != new), strict=True):
+            u, s = int(peers[b]), int(s)
+            j = int(conns.nb[u, s])
+            if was[b, s]:
+                f = net.out_flows[u].get(j)
+                if f is not None:
+                    self._close(f)
+            elif not conns.unchoked[u, s]:
+                conns.unchoked[u, s] = True
+                conns.last_unchoke[u, s] = now
+                conns.sent_pieces[u, s] = 0
+                self._feed(net.open_flow(u, j, s, int(conns.rev[u, s])))
         if periodic:
-            r = self.rounds[u] % self.rounds_kept
-            conns.snap_recv[u, slots, r] = conns.received_now(u, slots, now)
-            conns.snap_sent[u, slots, r] = conns.sent_now(u, slots, now)
-            self.snap_t[u, r] = now
+            r = (self.rounds[peers] % self.rounds_kept)[:, None]
+            cols = np.arange(conns.max_conn)[None, :]
+            p = peers[:, None]
+            conns.snap_recv[p, cols, r] = conns.recv[peers] + conns.rate_in[peers] * (
+                now - conns.t_in[peers]
+            )
+            conns.snap_sent[p, cols, r] = conns.sent[peers] + conns.rate_out[peers] * (
+                now - conns.t_out[peers]
+            )
+            self.snap_t[peers, r[:, 0]] = now
 
     def _close(self, f: Flow, keep_partial: bool = True) -> None:
         self.conns.unchoked[f.up, f.s_up] = False
@@ -111,44 +141,48 @@ class Exchange:
         net = self.net
         endgame = self.free[j] == 0
         in_flight = {p: len(d.flows) for p, d in net.downloads[j].items()} if endgame else {}
+        has = self.bits[u]
+        wanted = has & self.need[j]
         view = PickView(
             j,
             u,
-            self.bits[u] & self.need[j],
+            wanted,
             self.conns.rarity[j],
             self.n_pieces,
-            int(self.have[j]),
+            self.have[j],
             self.partial[j],
             endgame,
             in_flight,
-            self.bits[u],
+            has,
         )
         piece = self.picker.pick(view, self.rng_pick)
+        idle_in = self.idle_in[j]
         if piece is None:
             if not self.wants(j, u):
                 self._lost_interest(f)
                 return
             if f.dl is not None:
                 net.release(f)
-            self.idle_in[j][u] = f
+            idle_in[u] = f
             self.idle_out[u][j] = f
             return
-        if self.idle_in[j]:
-            self.idle_in[j].pop(u, None)
+        if idle_in:
+            idle_in.pop(u, None)
             self.idle_out[u].pop(j, None)
         dl = net.downloads[j].get(piece)
         if dl is None:
-            if not view.wanted[piece]:
+            if not wanted[piece]:
                 raise InvariantError(f"picker chose piece {piece} that peer {u} cannot give {j}")
-            kept = self.partial[j].pop(piece, 0.0) if self.partial[j] else 0.0
-            dl = net.start(j, piece, int(self.piece_size[piece]), kept)
+            partial = self.partial[j]
+            kept = partial.pop(piece, 0.0) if partial else 0.0
+            dl = net.start(j, piece, self.piece_sizes[piece], kept)
             self.busy[j, piece] = True
             self.need[j, piece] = False
             self.free[j] -= 1
             net.assign(f, dl)
-            if self.free[j] == 0 and self.idle_in[j]:
+            if idle_in and self.free[j] == 0:
                 self._retry_idle(j, None)  # endgame starts: idle connections may join in
-        elif endgame and self.bits[u, piece] and f not in dl.flows:
+        elif endgame and has[piece] and f not in dl.flows:
             if f.dl is not None and f.dl is not dl:
                 net.release(f)
             net.assign(f, dl)
@@ -180,8 +214,9 @@ class Exchange:
         flows = self.net.complete(dl)
         src = flows[0]
         self.busy[j, p] = False
-        self.conns.sent_pieces[src.up, src.s_up] += 1
-        self.conns.pieces_recv[j, src.s_down] += 1
+        conns = self.conns
+        conns.sent_pieces[src.up, src.s_up] += 1
+        conns.pieces_recv[j, src.s_down] += 1
         self._got_piece(j, p, src.up)
         for f in flows:
             if f.alive and f.dl is dl:

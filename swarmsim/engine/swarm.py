@@ -60,6 +60,7 @@ class Swarm(Exchange):
         self.n_pieces = P = t.n_pieces
         self.piece_size = np.full(P, t.piece_bytes, dtype=np.int64)
         self.piece_size[-1] = t.file_bytes - (P - 1) * t.piece_bytes
+        self.piece_sizes = self.piece_size.tolist()  # plain ints for the per-piece hot path
         self._setup_peers()
         N = self.n_peers
 
@@ -84,6 +85,10 @@ class Swarm(Exchange):
         )
         tr = sc.tracker
         self.conns = Connections(N, tr.max_connections, P, rank, self.rounds_kept)
+        for choker in self.choker_objs:
+            choker.setup(N, tr.max_connections)
+        self.tick_s = sc.timers.tick_s
+        self._periodic: dict = {}
         self.snap_t = np.zeros((N, self.rounds_kept))
         self.rounds = np.zeros(N, dtype=np.int64)
         self.tracker = Tracker(N, self.streams.get("tracker"))
@@ -136,8 +141,18 @@ class Swarm(Exchange):
         )
         self.nominal_up_bps = np.array([classes[c].upload_bps for c in self.peer_class])
         self.down_bps = np.array([classes[c].download_bps for c in self.peer_class], dtype=float)
-        chokers = [(c.choker or sc.choker) for c in classes]
-        self.chokers = [chokers[c].build(CHOKERS) for c in self.peer_class]
+        # One choker object per distinct spec, shared by the peers (and classes) that use it.
+        shared = sc.choker.build(CHOKERS)
+        self.choker_objs = [shared]
+        per_class = []
+        for c in classes:
+            if c.choker is None:
+                per_class.append(0)
+            else:
+                self.choker_objs.append(c.choker.build(CHOKERS))
+                per_class.append(len(self.choker_objs) - 1)
+        self.choker_of = np.array(per_class, dtype=np.int64)[self.peer_class]
+        self.chokers = [self.choker_objs[k] for k in self.choker_of]
         rules = [
             c.departure.build(DEPARTURES)
             if c.departure
@@ -195,8 +210,7 @@ class Swarm(Exchange):
         self.snap_t[i] = now
         self.tracker.add(i)
         self._announce(i)
-        interval = self.chokers[i].interval_s
-        self._at(interval, self._on_periodic_rechoke, i)
+        self._schedule_periodic(i, self.chokers[i].interval_s)
         self._at(self.scenario.tracker.reannounce_interval_s, self._on_reannounce, i)
         rule = self.departure[i]
         if self.is_seed[i]:

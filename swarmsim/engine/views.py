@@ -1,9 +1,9 @@
 """Read-only snapshots the engine hands to policies.
 
-A policy never touches SimPy or the swarm's arrays directly (STYLE.md rule 1): a choker sees a
-``ChokeView`` of one peer's connections, a picker a ``PickView`` of one (downloader, uploader)
-pair. Both are plain objects, so policies are unit-tested with hand-built ones
-(``ChokeView.build``). The engine's ``ChokeView`` computes each array only when a choker asks.
+A policy never touches SimPy or the swarm's arrays directly (STYLE.md rule 1): chokers see a
+``ChokeView`` of the peers that rechoke at one instant, a picker a ``PickView`` of one
+(downloader, uploader) pair. Both are plain objects, so policies are unit-tested with
+hand-built ones (``ChokeView.build``). The engine's views compute arrays on first use.
 """
 
 from __future__ import annotations
@@ -12,28 +12,28 @@ import numpy as np
 
 
 class ChokeView:
-    """One peer's connections at a rechoke; every array has one element per neighbour.
+    """The connections of B peers that rechoke together, as (B, C) arrays.
 
-    Attributes: ``now_s``, ``peer``, ``is_seed``, ``periodic`` (a timer round, not an event
-    rechoke), ``round`` (periodic rounds so far), ``upload_bps``, ``have_pieces``, ``n_pieces``,
-    ``peers`` (neighbour ids), ``slots`` (stable per-connection keys, reused after a
-    disconnect), ``interested`` (they want something we have), ``unchoked`` (by us),
-    ``connected_s``, ``last_unchoked_s``, ``last_received_s`` (last payload from them),
+    Row ``b`` is peer ``peers[b]``; column ``s`` is its connection slot ``s``, stable for the
+    lifetime of a connection (``nbr[b, s]`` is the neighbour, -1 for a free slot, ``valid``
+    marks used slots). Per row: ``is_seed``, ``round`` (periodic rounds so far),
+    ``upload_bps``, ``have_pieces``. Per slot: ``interested`` (they want a piece we have;
+    False on free slots), ``unchoked`` (by us), ``connected_s``, ``last_unchoked_s``,
+    ``last_received_s`` (last payload from them; -inf if none yet),
     ``pieces_sent_since_unchoke``, ``have_counts`` (their piece counts).
 
-    ``received_bytes(r)`` / ``sent_bytes(r)`` are the payload bytes received from / sent to each
-    neighbour during the last ``r`` periodic rounds (1 <= r <= ``rounds_kept``), counted from the
-    later of the window's start and the connection's; ``window_s(r)`` is that duration.
+    ``received_bytes(r)`` / ``sent_bytes(r)`` are the payload bytes received from / sent to
+    each neighbour over the last ``r`` periodic rounds (1 <= r <= ``rounds_kept``), counted
+    from the later of the window's start and the connection's; ``window_s(r)`` is that span.
+    A choker answers with a (B, C) boolean mask of the slots to unchoke.
     """
 
     rounds_kept = 3
 
     def received_rate_bps(self, rounds: int) -> np.ndarray:
-        """Download rate from each neighbour over the last ``rounds`` rechoke periods."""
         return self.received_bytes(rounds) / np.maximum(self.window_s(rounds), 1.0)
 
     def sent_rate_bps(self, rounds: int) -> np.ndarray:
-        """Upload rate to each neighbour over the last ``rounds`` rechoke periods."""
         return self.sent_bytes(rounds) / np.maximum(self.window_s(rounds), 1.0)
 
     def snubbed(self, snub_s: float) -> np.ndarray:
@@ -49,14 +49,26 @@ class ChokeView:
     def window_s(self, rounds: int) -> np.ndarray:
         return self._window[rounds]
 
+    def take(self, rows: np.ndarray) -> ChokeView:
+        """The same view restricted to some rows (e.g. the seeds of a batch)."""
+        sub = ChokeView()
+        for key, value in self.__dict__.items():
+            if key.startswith("_"):
+                sub.__dict__[key] = {r: a[rows] for r, a in value.items()}
+            elif isinstance(value, np.ndarray):
+                sub.__dict__[key] = value[rows]
+            else:
+                sub.__dict__[key] = value
+        return sub
+
     @classmethod
     def build(
         cls,
         n: int | None = None,
         *,
-        peers=None,
+        nbr=None,
         now_s=100.0,
-        peer=-1,
+        peers=None,
         is_seed=False,
         periodic=True,
         round=1,
@@ -74,35 +86,45 @@ class ChokeView:
         sent_bps=None,
         round_s=10.0,
     ) -> ChokeView:
-        """A hand-built view for tests; rates become byte counts over each window."""
-        peers = np.arange(n) if peers is None else np.asarray(peers, dtype=np.int64)
-        n = len(peers)
+        """A hand-built view for tests. Per-slot arguments are 1-D (one peer) or 2-D (B rows);
+        rates become byte counts over each window."""
+        if nbr is None:
+            nbr = np.arange(n)
+        nbr = np.atleast_2d(np.asarray(nbr, dtype=np.int64))
+        shape = nbr.shape
+        b = shape[0]
 
-        def arr(x, default, dtype=float):
-            return np.full(n, default, dtype=dtype) if x is None else np.asarray(x, dtype=dtype)
+        def slot(x, default, dtype=float):
+            if x is None:
+                return np.full(shape, default, dtype=dtype)
+            return np.broadcast_to(np.atleast_2d(np.asarray(x, dtype=dtype)), shape).copy()
 
+        def row(x, dtype):
+            return np.broadcast_to(np.asarray(x, dtype=dtype), (b,)).copy()
+
+        valid = nbr >= 0
         view = cls()
         view.__dict__.update(
             now_s=now_s,
-            peer=peer,
-            is_seed=is_seed,
             periodic=periodic,
-            round=round,
-            upload_bps=upload_bps,
-            have_pieces=have_pieces,
             n_pieces=n_pieces,
-            peers=peers,
-            slots=np.arange(n),
-            interested=arr(interested, True, bool),
-            unchoked=arr(unchoked, False, bool),
-            connected_s=arr(connected_s, 0.0),
-            last_unchoked_s=arr(last_unchoked_s, -np.inf),
-            last_received_s=arr(last_received_s, now_s),
-            pieces_sent_since_unchoke=arr(pieces_sent_since_unchoke, 0, np.int64),
-            have_counts=arr(have_counts, 0, np.int64),
+            peers=np.arange(b) if peers is None else np.asarray(peers),
+            nbr=nbr,
+            valid=valid,
+            is_seed=row(is_seed, bool),
+            round=row(round, np.int64),
+            upload_bps=row(upload_bps, float),
+            have_pieces=row(have_pieces, np.int64),
+            interested=slot(interested, True, bool) & valid,
+            unchoked=slot(unchoked, False, bool) & valid,
+            connected_s=slot(connected_s, 0.0),
+            last_unchoked_s=slot(last_unchoked_s, -np.inf),
+            last_received_s=slot(last_received_s, now_s),
+            pieces_sent_since_unchoke=slot(pieces_sent_since_unchoke, 0, np.int64),
+            have_counts=slot(have_counts, 0, np.int64),
         )
-        windows = {r: np.full(n, r * round_s) for r in range(1, cls.rounds_kept + 1)}
-        recv, sent = arr(received_bps, 0.0), arr(sent_bps, 0.0)
+        windows = {r: np.full(shape, r * round_s) for r in range(1, cls.rounds_kept + 1)}
+        recv, sent = slot(received_bps, 0.0), slot(sent_bps, 0.0)
         view._window = windows
         view._received = {r: recv * w for r, w in windows.items()}
         view._sent = {r: sent * w for r, w in windows.items()}

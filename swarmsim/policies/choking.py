@@ -1,12 +1,14 @@
 """Chokers: which interested neighbours a peer uploads to.
 
-A choker is one object per peer (it may keep private state, such as a rotation order) with an
-``interval_s`` and ``rechoke(view, rng) -> rows of the view to unchoke``. The engine calls it
-every ``interval_s`` (``view.periodic`` true, ``view.round`` counting those calls) and, coalesced,
-after a connection with an unchoked peer closes or an unchoked peer loses interest (mainline's
-``connection_lost`` / ``not_interested``). It returns only rows with ``view.interested`` true:
-swarmsim keeps "unchoked peers are interested" as an invariant, where mainline also unchokes
-uninterested peers it walks past (they then start at once when they become interested).
+A choker object serves every peer that uses it and keeps their private state in arrays
+indexed by peer id (``setup(n_peers, max_connections)``). ``rechoke(view, rng)`` gets a
+``ChokeView`` of B peers rechoking at one instant and returns a (B, C) mask of the slots to
+unchoke, vectorised over the batch. The engine calls it every ``interval_s`` per peer
+(``view.periodic``; ``view.round`` counts those calls) and, coalesced, after a connection with
+an unchoked peer closes or an unchoked peer loses interest (mainline's ``connection_lost`` /
+``not_interested``). The mask must lie within ``view.interested``: swarmsim keeps "unchoked
+peers are interested" as an invariant, where mainline also unchokes uninterested peers it walks
+past (they then start at once when they become interested).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class Choker(Protocol):
     #: rechoke at once when a choked neighbour becomes interested (libtorrent fills free slots)
     rechoke_on_interest: bool
 
+    def setup(self, n_peers: int, max_connections: int) -> None: ...
+
     def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray: ...
 
 
@@ -37,13 +41,26 @@ class ChokerParams(BaseModel):
     unchoke_slots: int = Field(4, ge=1, description="upload slots, optimistic ones included")
 
 
-def by_rate(rate: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``rows`` sorted by ``rate`` descending, ties kept in the given order."""
-    return rows[np.argsort(-rate[rows], kind="stable")]
+# --- row-wise helpers -----------------------------------------------------------------------
+
+
+def first_k(order: np.ndarray, mask: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Per row, the first ``k[b]`` slots of ``order[b]`` (column indices) that ``mask`` allows."""
+    allowed = np.take_along_axis(mask, order, axis=1)
+    taken = allowed & (np.cumsum(allowed, axis=1) <= np.asarray(k)[:, None])
+    out = np.zeros_like(mask)
+    np.put_along_axis(out, order, taken, axis=1)
+    return out
+
+
+def top_k(score: np.ndarray, tie: np.ndarray, mask: np.ndarray, k) -> np.ndarray:
+    """Per row, the ``k`` allowed slots with the highest ``score``, ties to the lowest ``tie``."""
+    order = np.lexsort((tie, -np.where(mask, score, -np.inf)), axis=1)
+    return first_k(order, mask, np.broadcast_to(k, mask.shape[:1]))
 
 
 class Rotation:
-    """Mainline's connection list, kept as a float position per connection slot.
+    """Mainline's connection list, kept as a float position per (peer, slot).
 
     Newcomers go in at ``randrange(-2, n + 1)`` clamped at 0 (mainline 3.x, BEP 3, Transmission),
     so the head, where optimistic unchokes start, is three times as likely for them as any
@@ -52,61 +69,58 @@ class Rotation:
 
     def __init__(self, head_bias: bool = True):
         self.head_bias = head_bias
-        self.pos = np.zeros(0)
-        self.owner = np.zeros(0, dtype=np.int64)
-        self._for: np.ndarray | None = None  # the view.peers array the cached order is for
-        self._order = np.zeros(0, dtype=np.int64)
+        self.pos = np.zeros((0, 0))
+        self.owner = np.zeros((0, 0), dtype=np.int64)
 
-    def order(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
-        """View rows in rotation order (inserting newly connected peers first)."""
-        slots, peers = view.slots, view.peers
-        if peers is self._for:  # the engine hands out the same array until connections change
-            return self._order
-        if slots.size and slots.max() >= self.pos.size:
-            grow = int(slots.max()) + 1 - self.pos.size
-            self.pos = np.concatenate([self.pos, np.zeros(grow)])
-            self.owner = np.concatenate([self.owner, np.full(grow, -1, dtype=np.int64)])
-        new = np.flatnonzero(self.owner[slots] != peers)
-        if new.size:
-            self._insert(slots, new, peers, rng)
-        self._for = peers
-        self._order = np.argsort(self.pos[slots], kind="stable")
-        return self._order
+    def setup(self, n_peers: int, max_connections: int) -> None:
+        self.pos = np.zeros((n_peers, max_connections))
+        self.owner = np.full((n_peers, max_connections), -1, dtype=np.int64)
 
-    def _insert(self, slots, new, peers, rng) -> None:
-        fresh = np.zeros(slots.size, dtype=bool)
-        fresh[new] = True
-        known = np.sort(self.pos[slots[~fresh]])
-        for row in new.tolist():
-            n = known.size
-            k = int(rng.integers(-2, n + 1)) if self.head_bias else int(rng.integers(0, n + 1))
-            k = max(k, 0)
-            if n == 0:
-                p = 0.0
-            elif k == 0:
-                p = known[0] - 1.0
-            elif k == n:
-                p = known[-1] + 1.0
-            else:
-                p = 0.5 * (known[k - 1] + known[k])
-                if not known[k - 1] < p < known[k]:  # float gap exhausted: renumber
-                    known = np.arange(n, dtype=float)
-                    self.pos[slots[~fresh]] = np.argsort(np.argsort(self.pos[slots[~fresh]]))
-                    p = k - 0.5
-            self.pos[slots[row]] = p
-            self.owner[slots[row]] = peers[row]
-            fresh[row] = False
-            known = np.insert(known, k, p)
+    def positions(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
+        """(B, C) rotation positions, +inf on free slots; newly connected peers inserted."""
+        owner = self.owner[view.peers]
+        new = view.valid & (owner != view.nbr)
+        for b, s in zip(*np.nonzero(new), strict=True):
+            self._insert(
+                int(view.peers[b]), int(s), int(view.nbr[b, s]), view.valid[b], new[b], rng
+            )
+        return np.where(view.valid, self.pos[view.peers], np.inf)
 
-    def rotate_to(self, view: ChokeView, order: np.ndarray, k: int) -> np.ndarray:
-        """Make ``order[k]`` the head; the rows before it move to the tail in the same order."""
-        if k <= 0 or k >= order.size:
-            return order
-        p = self.pos[view.slots]
-        span = p[order[-1]] - p[order[0]] + 1.0
-        self.pos[view.slots[order[:k]]] += span
-        self._order = np.concatenate([order[k:], order[:k]])
-        return self._order
+    def _insert(self, peer, slot, nbr, valid, new, rng) -> None:
+        row = self.pos[peer]
+        known = np.sort(row[valid & ~new])
+        n = known.size
+        k = max(int(rng.integers(-2, n + 1)) if self.head_bias else int(rng.integers(0, n + 1)), 0)
+        if n == 0:
+            p = 0.0
+        elif k == 0:
+            p = known[0] - 1.0
+        elif k == n:
+            p = known[-1] + 1.0
+        else:
+            p = 0.5 * (known[k - 1] + known[k])
+            if not known[k - 1] < p < known[k]:  # float gap used up: renumber 0..n-1 first
+                live = valid & ~new
+                row[live] = np.argsort(np.argsort(row[live], kind="stable"), kind="stable")
+                p = k - 0.5
+        row[slot] = p
+        self.owner[peer, slot] = nbr
+        new[slot] = False
+
+    def rotate_after(self, view: ChokeView, pos: np.ndarray, rows: np.ndarray, head: np.ndarray):
+        """For each row in ``rows``, move the slots before position ``head`` behind the others
+        (so ``head`` becomes the first); returns the updated (B, C) positions."""
+        if rows.size == 0:
+            return pos
+        sub = pos[rows]
+        finite = np.where(np.isfinite(sub), sub, np.nan)
+        span = np.nanmax(finite, axis=1) - np.nanmin(finite, axis=1) + 1.0
+        moved = np.isfinite(sub) & (sub < head[:, None])
+        sub = np.where(moved, sub + span[:, None], sub)
+        pos[rows] = sub
+        peers = view.peers[rows]
+        self.pos[peers] = np.where(np.isfinite(sub), sub, self.pos[peers])
+        return pos
 
 
 @CHOKERS.register("mainline")
@@ -121,11 +135,11 @@ class Mainline:
     is 30 s, Cohen 2003 says 60 s).
 
     Seed state (4.x ``_rechoke_seed``): each round owes ``(slots + 2) // 3`` new unchokes per three
-    rounds (1+1+2 for 4 slots), less those already made by event rechokes. Peers unchoked within
-    the last two rounds rank first, most recent first, then the rest by our upload rate to them;
-    the top ``slots - new`` stay unchoked and the free slots go round robin along the rotation,
-    which then continues after the last one served. Net effect: about equal service time per
-    leecher, not a reward for the fastest (Legout et al.).
+    rounds (0 + 1 + 1 for 4 slots), less those already made by event rechokes. Peers unchoked
+    within the last two rounds rank first, most recent first, then the rest by our upload rate to
+    them; the top ``slots - new`` stay unchoked and the free slots go round robin along the
+    rotation, which then continues after the last one served (Legout et al.: about equal service
+    time per leecher).
     """
 
     rechoke_on_interest = False
@@ -152,50 +166,64 @@ class Mainline:
         self._window = min(
             ChokeView.rounds_kept, max(1, round(params.rate_window_s / params.interval_s))
         )
-        self._unchokes_since_last = 0
+        self._unchokes_since_last = np.zeros(0, dtype=np.int64)
+
+    def setup(self, n_peers: int, max_connections: int) -> None:
+        self.rotation.setup(n_peers, max_connections)
+        self._unchokes_since_last = np.zeros(n_peers, dtype=np.int64)
 
     def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
-        order = self.rotation.order(view, rng)
-        if view.is_seed:
-            return self._seed(view, order)
+        pos = self.rotation.positions(view, rng)
+        if not view.is_seed.any():
+            return self._leechers(view, pos)
+        out = np.zeros(view.nbr.shape, dtype=bool)
+        seeds = np.flatnonzero(view.is_seed)
+        leechers = np.flatnonzero(~view.is_seed)
+        out[seeds] = self._seeds(view.take(seeds), pos[seeds])
+        if leechers.size:
+            out[leechers] = self._leechers(view.take(leechers), pos[leechers])
+        return out
+
+    def _leechers(self, view: ChokeView, pos: np.ndarray) -> np.ndarray:
         p = self.params
         interested = view.interested
-        if view.periodic and view.round % p.optimistic_every == 0:
-            first = np.flatnonzero(~view.unchoked[order] & interested[order])
-            if first.size:
-                order = self.rotation.rotate_to(view, order, int(first[0]))
-        eligible = order[interested[order] & ~view.snubbed(p.snub_s)[order]]
-        preferred = by_rate(view.received_rate_bps(self._window), eligible)[: p.unchoke_slots - 1]
-        n_opt = max(1, p.min_uploads - preferred.size)
-        rest = np.ones(view.peers.size, dtype=bool)
-        rest[preferred] = False
-        walk = order[interested[order] & rest[order]]
-        return np.concatenate([preferred, walk[:n_opt]])
+        if view.periodic:
+            rows = np.flatnonzero(view.round % p.optimistic_every == 0)
+            if rows.size:  # rotate: the first choked interested peer becomes the head
+                head = np.where(~view.unchoked[rows] & interested[rows], pos[rows], np.inf).min(
+                    axis=1
+                )
+                keep = np.isfinite(head)
+                pos = self.rotation.rotate_after(view, pos, rows[keep], head[keep])
+        eligible = interested & ~view.snubbed(p.snub_s)
+        preferred = top_k(view.received_rate_bps(self._window), pos, eligible, p.unchoke_slots - 1)
+        n_opt = np.maximum(1, p.min_uploads - preferred.sum(axis=1))
+        walk = np.argsort(pos, axis=1, kind="stable")
+        return preferred | first_k(walk, interested & ~preferred, n_opt)
 
-    def _seed(self, view: ChokeView, order: np.ndarray) -> np.ndarray:
+    def _seeds(self, view: ChokeView, pos: np.ndarray) -> np.ndarray:
         slots = self.params.unchoke_slots
+        peers = view.peers
+        since = self._unchokes_since_last[peers]
         if view.periodic:
             owed = (slots + 2) // 3
-            forced = max(0, (owed + view.round % 3) // 3 - self._unchokes_since_last)
+            forced = np.maximum(0, (owed + view.round % 3) // 3 - since)
         else:
-            forced = 0
+            forced = np.zeros(len(peers), dtype=np.int64)
         interested = view.interested
-        kept_now = order[view.unchoked[order] & interested[order]]
+        kept_now = view.unchoked & interested
         recent = (view.now_s - view.last_unchoked_s) < 2.5 * self.interval_s
-        rate = view.sent_rate_bps(self._window)
-        # sort key (mainline): recent -> (-unchoke_time, -rate); others -> (1, -rate)
+        # mainline's sort key: recent -> (-unchoke_time, -rate), others -> (1, -rate)
         key_recent = np.where(recent, -view.last_unchoked_s, np.inf)
-        ranked = kept_now[np.lexsort((-rate[kept_now], key_recent[kept_now]))]
-        preferred = ranked[: max(slots - forced, 0)]
-        free = slots - preferred.size
-        if view.periodic:
-            self._unchokes_since_last = 0
-        else:
-            self._unchokes_since_last += free
-        rest = np.ones(view.peers.size, dtype=bool)
-        rest[preferred] = False
-        walk = np.flatnonzero(interested[order] & rest[order])
-        served = walk[:free]
-        if free > 0 and served.size == free:
-            self.rotation.rotate_to(view, order, int(served[-1]) + 1)
-        return np.concatenate([preferred, order[served]])
+        order = np.lexsort((-view.sent_rate_bps(self._window), key_recent, ~kept_now), axis=1)
+        preferred = first_k(order, kept_now, np.maximum(slots - forced, 0))
+        free = slots - preferred.sum(axis=1)
+        self._unchokes_since_last[peers] = 0 if view.periodic else since + free
+        walk = np.argsort(pos, axis=1, kind="stable")
+        served = first_k(walk, interested & ~preferred, free)
+        # the next walk starts after the last peer served (when every free slot was filled)
+        full = np.flatnonzero((served.sum(axis=1) == free) & (free > 0))
+        if full.size:
+            last = np.where(served[full], pos[full], -np.inf).max(axis=1)
+            self.rotation.rotate_after(view, pos, full, np.nextafter(last, np.inf))
+        return preferred | served
