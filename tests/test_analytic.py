@@ -156,9 +156,14 @@ def test_fluid_steady_state_with_more_replications_and_a_longer_horizon():
     """The same check as above with 6 replications over 10,000 s (8,000 s after warm-up):
     tighter confidence intervals, and the download time still within 15 % of 300 s."""
     ss = qiu_srikant_steady_state(0.1, 1 / 800, 1 / 200, 1 / 500)
-    runs = [swarmsim.simulate("scenarios/poisson-steady.yaml", seed=s,
-                              overrides=["stop.max_time_s=10000", "peers[1].count=1100"])
-            for s in range(10, 16)]
+    runs = [
+        swarmsim.simulate(
+            "scenarios/poisson-steady.yaml",
+            seed=s,
+            overrides=["stop.max_time_s=10000", "peers[1].count=1100"],
+        )
+        for s in range(10, 16)
+    ]
     metrics = np.array([_steady_metrics(r) for r in runs])
     for k, target in enumerate((ss.leechers, ss.seeds, ss.download_s)):
         assert abs(metrics[:, k].mean() - target) <= 0.15 * target

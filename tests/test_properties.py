@@ -18,34 +18,64 @@ def scenarios(draw):
     n_pieces = draw(st.integers(1, 24))
     tail = draw(st.integers(0, piece // KiB - 1)) * KiB
     file_bytes = piece * n_pieces + tail if n_pieces else piece
-    classes = [{"class": "seed", "count": draw(st.integers(1, 2)),
-                "upload_bps": draw(st.floats(20_000, 500_000)),
-                "download_bps": draw(st.floats(20_000, 500_000)), "starts_as": "seed"}]
+    classes = [
+        {
+            "class": "seed",
+            "count": draw(st.integers(1, 2)),
+            "upload_bps": draw(st.floats(20_000, 500_000)),
+            "download_bps": draw(st.floats(20_000, 500_000)),
+            "starts_as": "seed",
+        }
+    ]
     for k in range(draw(st.integers(1, 3))):
-        arrival = draw(st.sampled_from([
-            {"name": "flash_crowd"},
-            {"name": "flash_crowd", "window_s": 30},
-            {"name": "poisson", "rate_per_s": 0.2},
-            {"name": "decaying", "lambda0_per_s": 0.5, "tau_s": 20},
-        ]))
-        classes.append({"class": f"c{k}", "count": draw(st.integers(1, 8)),
-                        "upload_bps": draw(st.sampled_from([0.0, 5_000.0, 40_000.0, 200_000.0])),
-                        "download_bps": draw(st.floats(10_000, 800_000)),
-                        "free_rider": draw(st.booleans()), "arrival": arrival})
-    departure = draw(st.sampled_from([
-        {"name": "leave"}, {"name": "stay"}, {"name": "seed_for", "mean_s": 20},
-        {"name": "seed_to_ratio", "ratio": 0.5, "max_s": 100},
-        {"name": "leave", "abort_rate_per_s": 0.01},
-    ]))
+        arrival = draw(
+            st.sampled_from(
+                [
+                    {"name": "flash_crowd"},
+                    {"name": "flash_crowd", "window_s": 30},
+                    {"name": "poisson", "rate_per_s": 0.2},
+                    {"name": "decaying", "lambda0_per_s": 0.5, "tau_s": 20},
+                ]
+            )
+        )
+        classes.append(
+            {
+                "class": f"c{k}",
+                "count": draw(st.integers(1, 8)),
+                "upload_bps": draw(st.sampled_from([0.0, 5_000.0, 40_000.0, 200_000.0])),
+                "download_bps": draw(st.floats(10_000, 800_000)),
+                "free_rider": draw(st.booleans()),
+                "arrival": arrival,
+            }
+        )
+    departure = draw(
+        st.sampled_from(
+            [
+                {"name": "leave"},
+                {"name": "stay"},
+                {"name": "seed_for", "mean_s": 20},
+                {"name": "seed_to_ratio", "ratio": 0.5, "max_s": 100},
+                {"name": "leave", "abort_rate_per_s": 0.01},
+            ]
+        )
+    )
     return {
-        "name": "prop", "seed": draw(st.integers(0, 2**31)),
+        "name": "prop",
+        "seed": draw(st.integers(0, 2**31)),
         "torrent": {"file_bytes": file_bytes, "piece_bytes": piece},
-        "peers": classes, "departure": departure,
-        "tracker": {"peers_per_announce": draw(st.integers(1, 10)),
-                    "max_connections": draw(st.integers(1, 12)), "min_peers": 2,
-                    "reannounce_interval_s": 60},
-        "choker": {"name": "mainline", "unchoke_slots": draw(st.integers(1, 5)),
-                   "interval_s": draw(st.sampled_from([2.0, 10.0]))},
+        "peers": classes,
+        "departure": departure,
+        "tracker": {
+            "peers_per_announce": draw(st.integers(1, 10)),
+            "max_connections": draw(st.integers(1, 12)),
+            "min_peers": 2,
+            "reannounce_interval_s": 60,
+        },
+        "choker": {
+            "name": "mainline",
+            "unchoke_slots": draw(st.integers(1, 5)),
+            "interval_s": draw(st.sampled_from([2.0, 10.0])),
+        },
         "picker": {"name": draw(st.sampled_from(["rarest_first", "random", "sequential"]))},
         "timers": {"tick_s": draw(st.sampled_from([0.0, 1.0]))},
         "stop": {"all_done": True, "max_time_s": 3000},

@@ -80,34 +80,48 @@ class Exchange:
         self.net.reflow()
 
     def _rechoke(self, peers: np.ndarray, periodic: bool) -> None:
-        """Ask each peer's choker (vectorised per choker) and apply what changed."""
+        """Ask each peer's choker (vectorised per choker) and apply what changed. A choker
+        answers with a boolean mask, or with weights (> 0 = unchoked, the value its share of
+        the peer's upload)."""
         conns, net, now = self.conns, self.net, self.env.now
         was = conns.unchoked[peers]
-        new = np.zeros_like(was)
+        weights = np.zeros(was.shape)
         able = (self.up_bps[peers] > 0.0) & (conns.deg[peers] > 0)  # free-riders never unchoke
         kinds = self.choker_of[peers]
         for k in np.unique(kinds[able]).tolist():
             rows = np.flatnonzero(able & (kinds == k))
             view = SwarmChokeView(self, peers[rows], periodic)
-            mask = np.asarray(self.choker_objs[k].rechoke(view, self.rng_choke), dtype=bool)
-            if mask.shape != view.nbr.shape or (mask & ~view.interested).any():
+            out = np.asarray(self.choker_objs[k].rechoke(view, self.rng_choke))
+            if (
+                out.shape != view.nbr.shape
+                or (out.dtype != bool and (out < 0).any())
+                or ((out > 0) & ~view.interested).any()
+            ):
                 raise InvariantError(
                     f"choker {type(self.choker_objs[k]).__name__} unchoked slots that are free or "
                     f"hold uninterested peers (peers {peers[rows].tolist()[:5]}...)"
                 )
-            new[rows] = mask
-        for b, s in zip(*np.nonzero(was != new), strict=True):
+            weights[rows] = out
+        new = weights > 0
+        reweighted = new & was & (weights != conns.share[peers])
+        conns.share[peers] = weights
+        for b, s in zip(*np.nonzero((was != new) | reweighted), strict=True):
             u, s = int(peers[b]), int(s)
             j = int(conns.nb[u, s])
-            if was[b, s]:
+            if was[b, s] and not new[b, s]:
                 f = net.out_flows[u].get(j)
                 if f is not None:
                     self._close(f)
-            elif not conns.unchoked[u, s]:
-                conns.unchoked[u, s] = True
-                conns.last_unchoke[u, s] = now
-                conns.sent_pieces[u, s] = 0
-                self._feed(net.open_flow(u, j, s, int(conns.rev[u, s])))
+            elif not was[b, s]:
+                if not conns.unchoked[u, s]:
+                    conns.unchoked[u, s] = True
+                    conns.last_unchoke[u, s] = now
+                    conns.sent_pieces[u, s] = 0
+                    self._feed(net.open_flow(u, j, s, int(conns.rev[u, s]), float(weights[b, s])))
+            else:
+                f = net.out_flows[u].get(j)
+                if f is not None:
+                    net.reweight(f, float(weights[b, s]))
         if periodic:
             r = (self.rounds[peers] % self.rounds_kept)[:, None]
             cols = np.arange(conns.max_conn)[None, :]
@@ -217,6 +231,8 @@ class Exchange:
         conns = self.conns
         conns.sent_pieces[src.up, src.s_up] += 1
         conns.pieces_recv[j, src.s_down] += 1
+        if self.after_piece[src.up]:
+            self._request_rechoke(src.up)  # block-level reciprocity decides per piece
         self._got_piece(j, p, src.up)
         for f in flows:
             if f.alive and f.dl is dl:
@@ -238,8 +254,10 @@ class Exchange:
             for f in list(self.idle_out[j].values()):
                 if f.alive and f.dl is None and self.need[f.down, p]:
                     self._feed(f)
-        if self.chokers[j].rechoke_on_interest:
-            self._request_rechoke(j)
+        if self.on_interest[j] and self.chokers[j].has_free_slot(
+            j, int(self.conns.unchoked[j].sum())
+        ):
+            self._request_rechoke(j)  # libtorrent: a newly interested peer takes a free slot
         if self.have[j] == self.n_pieces:
             self._became_seed(j)
 

@@ -38,9 +38,9 @@ class Flow:
     """Uploader ``up`` unchokes interested ``down``; ``s_up``/``s_down`` are the connection's
     slots in each side's row of the connection table."""
 
-    __slots__ = ("up", "down", "s_up", "s_down", "rate", "dl", "alive")
+    __slots__ = ("up", "down", "s_up", "s_down", "rate", "dl", "alive", "weight")
 
-    def __init__(self, up: int, down: int, s_up: int, s_down: int):
+    def __init__(self, up: int, down: int, s_up: int, s_down: int, weight: float = 1.0):
         self.up = up
         self.down = down
         self.s_up = s_up
@@ -48,6 +48,7 @@ class Flow:
         self.rate = 0.0
         self.dl: Download | None = None
         self.alive = True
+        self.weight = weight  # the uploader's share for it (chokers such as propshare set it)
 
 
 class Network:
@@ -100,8 +101,8 @@ class Network:
         return self.act_in[peer].values()
 
     # --- flows ---------------------------------------------------------------------------
-    def open_flow(self, up: int, down: int, s_up: int, s_down: int) -> Flow:
-        f = Flow(up, down, s_up, s_down)
+    def open_flow(self, up: int, down: int, s_up: int, s_down: int, weight: float = 1.0) -> Flow:
+        f = Flow(up, down, s_up, s_down, weight)
         self.out_flows[up][down] = f
         self.in_flows[down][up] = f
         return f
@@ -140,6 +141,13 @@ class Network:
             self._dirty_down[f.down] = None
         dl.rate += f.rate
         self._reschedule(dl)
+
+    def reweight(self, f: Flow, weight: float) -> None:
+        """The uploader changed this flow's share: its active flows need new rates."""
+        if weight != f.weight:
+            f.weight = weight
+            if f.dl is not None:
+                self._dirty_up[f.up] = None
 
     def release(self, f: Flow) -> None:
         """``f`` stops carrying a download (finished, cut, or nothing left to fetch from it)."""

@@ -153,6 +153,9 @@ class Swarm(Exchange):
                 per_class.append(len(self.choker_objs) - 1)
         self.choker_of = np.array(per_class, dtype=np.int64)[self.peer_class]
         self.chokers = [self.choker_objs[k] for k in self.choker_of]
+        # optional parts of the Choker protocol, looked up once (per-piece hot path)
+        self.on_interest = [bool(getattr(c, "rechoke_on_interest", False)) for c in self.chokers]
+        self.after_piece = [bool(getattr(c, "rechoke_after_piece", False)) for c in self.chokers]
         rules = [
             c.departure.build(DEPARTURES)
             if c.departure
@@ -233,8 +236,14 @@ class Swarm(Exchange):
                 or (self.is_seed[i] and self.is_seed[c])
             ):
                 continue
-            # mainline 4.x connection_made: into the rotation, no rechoke until the next round
+            # mainline 4.x connection_made: into the rotation, no rechoke until the next round;
+            # libtorrent unchokes a newcomer at once if a slot is free (maybe_unchoke_this_peer)
             conns.connect(i, c, self.env.now, self.bits, self.is_seed)
+            for a in (i, c):
+                if self.on_interest[a] and self.chokers[a].has_free_slot(
+                    a, int(conns.unchoked[a].sum())
+                ):
+                    self._request_rechoke(a)
 
     def _on_reannounce(self, ev) -> None:
         i = ev._value

@@ -33,11 +33,20 @@ class Bandwidth(Protocol):
         ...
 
 
+def upload_share(net: FlowNet, f) -> float:
+    """The uploader's capacity times this flow's weight over its active flows' weights."""
+    flows = net.active_out(f.up)
+    total = sum(g.weight for g in flows) if len(flows) > 1 else f.weight
+    return net.up_bps[f.up] * f.weight / total if total > 0 else 0.0
+
+
 @BANDWIDTH.register("slot_share")
 class SlotShare:
-    """Each transfer gets min(uploader capacity / its active uploads, downloader capacity / its
-    active downloads) (DESIGN.md "Bandwidth"). Local, so an event touches a few flows only;
-    not work-conserving: capacity a download-bound transfer leaves unused is not handed on."""
+    """Each transfer gets min(the uploader's capacity split among its active uploads, the
+    downloader's capacity split evenly among its active downloads) (DESIGN.md "Bandwidth").
+    The uploader's split is even unless its choker weights the flows (propshare, bittyrant).
+    Local, so an event touches a few flows only; not work-conserving: capacity that a
+    download-bound transfer leaves unused is not handed on (see ``max_min``)."""
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
@@ -46,15 +55,12 @@ class SlotShare:
         self.params = params
 
     def reallocate(self, net: FlowNet, uploaders: Iterable[int], downloaders: Iterable[int]):
-        up_bps, down_bps = net.up_bps, net.down_bps
+        down_bps = net.down_bps
         seen: set[int] = set()
         for u in uploaders:
-            flows = net.active_out(u)
-            if flows:
-                share = up_bps[u] / len(flows)
-                for f in flows:
-                    seen.add(id(f))
-                    yield f, min(share, down_bps[f.down] / len(net.active_in(f.down)))
+            for f in net.active_out(u):
+                seen.add(id(f))
+                yield f, min(upload_share(net, f), down_bps[f.down] / len(net.active_in(f.down)))
         for d in downloaders:
             flows = net.active_in(d)
             if flows:
@@ -62,4 +68,4 @@ class SlotShare:
                 for f in flows:
                     if id(f) not in seen:
                         seen.add(id(f))
-                        yield f, min(up_bps[f.up] / len(net.active_out(f.up)), share)
+                        yield f, min(upload_share(net, f), share)

@@ -26,12 +26,36 @@ CHOKERS = Registry("choker", "who gets unchoked (upload slots)")
 
 class Choker(Protocol):
     interval_s: float
-    #: rechoke at once when a choked neighbour becomes interested (libtorrent fills free slots)
+    #: rechoke at once when a neighbour may have become interested and ``has_free_slot``
+    #: (libtorrent's preemptive unchoke)
     rechoke_on_interest: bool
+    #: rechoke the uploader after every piece it sends (block-level reciprocity)
+    rechoke_after_piece: bool
 
     def setup(self, n_peers: int, max_connections: int) -> None: ...
 
-    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray: ...
+    def has_free_slot(self, peer: int, n_unchoked: int) -> bool: ...
+
+    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
+        """(B, C) boolean mask, or non-negative weights (> 0 = unchoked, value = share)."""
+        ...
+
+
+class BaseChoker:
+    """Defaults for the optional parts of the protocol."""
+
+    rechoke_on_interest = False
+    rechoke_after_piece = False
+
+    def __init__(self, params):
+        self.params = params
+        self.interval_s = params.interval_s
+
+    def setup(self, n_peers: int, max_connections: int) -> None:
+        pass
+
+    def has_free_slot(self, peer: int, n_unchoked: int) -> bool:
+        return False
 
 
 class ChokerParams(BaseModel):
@@ -124,7 +148,7 @@ class Rotation:
 
 
 @CHOKERS.register("mainline")
-class Mainline:
+class Mainline(BaseChoker):
     """BitTorrent mainline's choker, 4.x (``BitTorrent/Choker.py``, BEP 3, Legout et al. 2006).
 
     Leecher state: of the interested, not snubbed neighbours, the ``unchoke_slots - 1`` that sent
@@ -142,8 +166,6 @@ class Mainline:
     time per leecher).
     """
 
-    rechoke_on_interest = False
-
     class Params(ChokerParams):
         min_uploads: int = Field(
             4,
@@ -160,8 +182,7 @@ class Mainline:
         )
 
     def __init__(self, params: Params):
-        self.params = params
-        self.interval_s = params.interval_s
+        super().__init__(params)
         self.rotation = Rotation(params.newcomer_head_bias)
         self._window = min(
             ChokeView.rounds_kept, max(1, round(params.rate_window_s / params.interval_s))
