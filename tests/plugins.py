@@ -8,7 +8,6 @@ class EveryoneChoker:
     """Unchokes the first ``unchoke_slots`` interested neighbours, no reciprocity."""
 
     rechoke_on_interest = False
-    rechoke_after_piece = False
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)

@@ -66,6 +66,12 @@ class SwarmChokeView(ChokeView):
             self._cache["sent"] = c.sent[p] + c.rate_out[p] * (self.now_s - c.t_out[p])
         return self._cache["sent"]
 
+    def received_total_bytes(self) -> np.ndarray:
+        return self.received_now()
+
+    def sent_total_bytes(self) -> np.ndarray:
+        return self.sent_now()
+
     def _index(self, rounds: int) -> np.ndarray:
         if not 1 <= rounds <= self.rounds_kept:
             raise ValueError(f"rate windows cover 1..{self.rounds_kept} rounds, not {rounds}")

@@ -88,8 +88,13 @@ class Exchange:
         weights = np.zeros(was.shape)
         able = (self.up_bps[peers] > 0.0) & (conns.deg[peers] > 0)  # free-riders never unchoke
         kinds = self.choker_of[peers]
-        for k in np.unique(kinds[able]).tolist():
-            rows = np.flatnonzero(able & (kinds == k))
+        groups = [0] if len(self.choker_objs) == 1 else np.unique(kinds[able]).tolist()
+        for k in groups:
+            rows = (
+                np.flatnonzero(able & (kinds == k))
+                if len(groups) > 1 or not able.all()
+                else np.arange(len(peers))
+            )
             view = SwarmChokeView(self, peers[rows], periodic)
             out = np.asarray(self.choker_objs[k].rechoke(view, self.rng_choke))
             if (
@@ -231,8 +236,10 @@ class Exchange:
         conns = self.conns
         conns.sent_pieces[src.up, src.s_up] += 1
         conns.pieces_recv[j, src.s_down] += 1
-        if self.after_piece[src.up]:
-            self._request_rechoke(src.up)  # block-level reciprocity decides per piece
+        if self.after_piece[src.up]:  # block-level reciprocity may re-decide per piece
+            u, su = src.up, src.s_up
+            if self.chokers[u].rechoke_after_piece(conns.sent[u, su], conns.recv[u, su]):
+                self._request_rechoke(u)
         self._got_piece(j, p, src.up)
         for f in flows:
             if f.alive and f.dl is dl:

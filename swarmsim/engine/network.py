@@ -11,6 +11,7 @@ piece that the next uploader can finish (DESIGN.md "Torrent").
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 
 import numpy as np
@@ -89,6 +90,8 @@ class Network:
         self._dirty_up: dict[int, None] = {}
         self._dirty_down: dict[int, None] = {}
         # Aggregate upload rate and its time integral, for the time series.
+        self._stale = 0  # superseded completion events still in SimPy's queue
+        self._compact_at = 50_000
         self.rate_sum = 0.0
         self._integral = 0.0
         self._t_integral = 0.0
@@ -247,9 +250,36 @@ class Network:
         if dl.rate <= 0.0:
             dl.event = None
             return
+        if dl.event is not None:
+            self._stale += 1
+            if self._stale > self._compact_at:
+                self._compact()
         ev = Timeout(self.env, max(dl.remaining, 0.0) / dl.rate, dl)
         ev.callbacks.append(self._fire)
         dl.event = ev
+
+    def _compact(self) -> None:
+        """Drop superseded completion events from SimPy's queue.
+
+        SimPy cannot cancel an event, so a rescheduled download leaves its old event in the
+        heap until its (often distant) time; with many rate changes the heap fills with them
+        and every push gets slower. Rebuilding it without them is O(n), done when they
+        outnumber the queue's other entries."""
+        queue = self.env._queue
+        fire = self._fire
+        kept = [
+            item
+            for item in queue
+            if not (
+                item[3].callbacks
+                and item[3].callbacks[0] == fire
+                and item[3]._value.event is not item[3]
+            )
+        ]
+        heapq.heapify(kept)
+        queue[:] = kept
+        self._stale = 0
+        self._compact_at = max(50_000, len(kept))
 
     def _fire(self, ev: Timeout) -> None:
         dl = ev._value

@@ -155,7 +155,7 @@ class Swarm(Exchange):
         self.chokers = [self.choker_objs[k] for k in self.choker_of]
         # optional parts of the Choker protocol, looked up once (per-piece hot path)
         self.on_interest = [bool(getattr(c, "rechoke_on_interest", False)) for c in self.chokers]
-        self.after_piece = [bool(getattr(c, "rechoke_after_piece", False)) for c in self.chokers]
+        self.after_piece = [callable(getattr(c, "rechoke_after_piece", None)) for c in self.chokers]
         rules = [
             c.departure.build(DEPARTURES)
             if c.departure

@@ -40,6 +40,14 @@ class ChokeView:
         """No payload from them for ``snub_s`` seconds, or never (mainline ``is_snubbed``)."""
         return (self.now_s - self.last_received_s) > snub_s
 
+    def received_total_bytes(self) -> np.ndarray:
+        """Payload bytes received from each neighbour over the whole connection."""
+        return self._received_total
+
+    def sent_total_bytes(self) -> np.ndarray:
+        """Payload bytes sent to each neighbour over the whole connection."""
+        return self._sent_total
+
     def received_bytes(self, rounds: int) -> np.ndarray:
         return self._received[rounds]
 
@@ -53,7 +61,7 @@ class ChokeView:
         """The same view restricted to some rows (e.g. the seeds of a batch)."""
         sub = ChokeView()
         for key, value in self.__dict__.items():
-            if key.startswith("_"):
+            if key.startswith("_") and isinstance(value, dict):
                 sub.__dict__[key] = {r: a[rows] for r, a in value.items()}
             elif isinstance(value, np.ndarray):
                 sub.__dict__[key] = value[rows]
@@ -84,6 +92,8 @@ class ChokeView:
         have_counts=None,
         received_bps=None,
         sent_bps=None,
+        received_total=None,
+        sent_total=None,
         round_s=10.0,
     ) -> ChokeView:
         """A hand-built view for tests. Per-slot arguments are 1-D (one peer) or 2-D (B rows);
@@ -128,6 +138,8 @@ class ChokeView:
         view._window = windows
         view._received = {r: recv * w for r, w in windows.items()}
         view._sent = {r: sent * w for r, w in windows.items()}
+        view._received_total = slot(received_total, 0.0)
+        view._sent_total = slot(sent_total, 0.0)
         return view
 
 

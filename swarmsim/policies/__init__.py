@@ -1,5 +1,6 @@
 """Everything a scenario chooses by name: each family is a registry of small plug-ins."""
 
+from swarmsim.policies import choking_clients, choking_strategic  # noqa: F401  (registers)
 from swarmsim.policies.bandwidth import BANDWIDTH
 from swarmsim.policies.behavior import ARRIVALS, DEPARTURES
 from swarmsim.policies.choking import CHOKERS

@@ -33,11 +33,21 @@ class Bandwidth(Protocol):
         ...
 
 
-def upload_share(net: FlowNet, f) -> float:
-    """The uploader's capacity times this flow's weight over its active flows' weights."""
-    flows = net.active_out(f.up)
-    total = sum(g.weight for g in flows) if len(flows) > 1 else f.weight
-    return net.up_bps[f.up] * f.weight / total if total > 0 else 0.0
+class UploadShares:
+    """The uploader's capacity times a flow's weight over the weights of its active flows,
+    with each uploader's total computed once per reallocation."""
+
+    def __init__(self, net: FlowNet):
+        self.net = net
+        self._per_weight: dict[int, float] = {}
+
+    def __call__(self, f) -> float:
+        per = self._per_weight.get(f.up)
+        if per is None:
+            total = sum(g.weight for g in self.net.active_out(f.up))
+            per = self.net.up_bps[f.up] / total if total > 0 else 0.0
+            self._per_weight[f.up] = per
+        return per * f.weight
 
 
 @BANDWIDTH.register("slot_share")
@@ -56,11 +66,12 @@ class SlotShare:
 
     def reallocate(self, net: FlowNet, uploaders: Iterable[int], downloaders: Iterable[int]):
         down_bps = net.down_bps
+        upload_share = UploadShares(net)
         seen: set[int] = set()
         for u in uploaders:
             for f in net.active_out(u):
                 seen.add(id(f))
-                yield f, min(upload_share(net, f), down_bps[f.down] / len(net.active_in(f.down)))
+                yield f, min(upload_share(f), down_bps[f.down] / len(net.active_in(f.down)))
         for d in downloaders:
             flows = net.active_in(d)
             if flows:
@@ -68,4 +79,4 @@ class SlotShare:
                 for f in flows:
                     if id(f) not in seen:
                         seen.add(id(f))
-                        yield f, min(upload_share(net, f), share)
+                        yield f, min(upload_share(f), share)

@@ -29,8 +29,9 @@ class Choker(Protocol):
     #: rechoke at once when a neighbour may have become interested and ``has_free_slot``
     #: (libtorrent's preemptive unchoke)
     rechoke_on_interest: bool
-    #: rechoke the uploader after every piece it sends (block-level reciprocity)
-    rechoke_after_piece: bool
+    #: optional ``rechoke_after_piece(sent_bytes, received_bytes) -> bool``: after each piece
+    #: sent over a connection, whether the uploader must rechoke at once (block-level
+    #: reciprocity); a choker without it is asked only at its rounds and events
 
     def setup(self, n_peers: int, max_connections: int) -> None: ...
 
@@ -45,7 +46,7 @@ class BaseChoker:
     """Defaults for the optional parts of the protocol."""
 
     rechoke_on_interest = False
-    rechoke_after_piece = False
+    rechoke_after_piece = None
 
     def __init__(self, params):
         self.params = params
@@ -194,20 +195,25 @@ class Mainline(BaseChoker):
         self._unchokes_since_last = np.zeros(n_peers, dtype=np.int64)
 
     def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
+        return self._rechoke(view, rng, None)
+
+    def _rechoke(self, view: ChokeView, rng, allowed: np.ndarray | None) -> np.ndarray:
+        """``allowed`` (B, C), if given, further limits whom leechers may unchoke."""
         pos = self.rotation.positions(view, rng)
         if not view.is_seed.any():
-            return self._leechers(view, pos)
+            return self._leechers(view, pos, allowed)
         out = np.zeros(view.nbr.shape, dtype=bool)
         seeds = np.flatnonzero(view.is_seed)
         leechers = np.flatnonzero(~view.is_seed)
         out[seeds] = self._seeds(view.take(seeds), pos[seeds])
         if leechers.size:
-            out[leechers] = self._leechers(view.take(leechers), pos[leechers])
+            sub = None if allowed is None else allowed[leechers]
+            out[leechers] = self._leechers(view.take(leechers), pos[leechers], sub)
         return out
 
-    def _leechers(self, view: ChokeView, pos: np.ndarray) -> np.ndarray:
+    def _leechers(self, view: ChokeView, pos: np.ndarray, allowed=None) -> np.ndarray:
         p = self.params
-        interested = view.interested
+        interested = view.interested if allowed is None else view.interested & allowed
         if view.periodic:
             rows = np.flatnonzero(view.round % p.optimistic_every == 0)
             if rows.size:  # rotate: the first choked interested peer becomes the head

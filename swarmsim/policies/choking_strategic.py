@@ -1,0 +1,188 @@
+"""Strategic and alternative reciprocity (REFERENCES.md section 2), plus a no-reciprocity
+control. Each comment names the paper the rule comes from; where a rule is per block and
+swarmsim moves whole pieces, the docstring says how it is approximated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from swarmsim.engine.views import ChokeView
+from swarmsim.policies.choking import CHOKERS, BaseChoker, ChokerParams, Mainline, first_k, top_k
+from swarmsim.policies.choking_clients import SlotState
+
+
+@CHOKERS.register("random")
+class RandomChoker(BaseChoker):
+    """``unchoke_slots`` interested peers drawn at random every round: no reciprocity at all,
+    the control against which incentive effects are measured."""
+
+    Params = ChokerParams
+
+    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
+        keep = view.unchoked & view.interested
+        if not view.periodic:
+            return keep
+        order = np.argsort(rng.random(view.nbr.shape), axis=1)
+        return first_k(order, view.interested, np.full(len(view.peers), self.params.unchoke_slots))
+
+
+@CHOKERS.register("bittyrant")
+class BitTyrant(BaseChoker):
+    """BitTyrant (Piatek et al., NSDI 2007), the strategic client.
+
+    Per neighbour p: d_p, the download rate p gives us when it reciprocates, and u_p, the
+    upload rate we think p needs to reciprocate. Each round, unchoke the interested peers in
+    decreasing d_p / u_p until the sum of u_p would exceed our capacity, and send each p its
+    u_p (flow weights). After a round: p did not reciprocate -> u_p *= 1 + delta (0.2);
+    p reciprocated -> d_p = the rate observed; p reciprocated ``r`` (3) rounds running ->
+    u_p *= 1 - gamma (0.1). No optimistic unchokes (as in the paper). Peers that never sent us
+    anything are ranked with the prior ``initial_d_bps`` (the paper estimates it from the rate
+    of p's HAVE messages; swarmsim uses the prior, so new peers are tried in prior order).
+    """
+
+    class Params(ChokerParams):
+        initial_u_bps: float = Field(
+            16000.0,
+            gt=0,
+            description="first guess of u_p (libtorrent's default_est_reciprocation_rate)",
+        )
+        initial_d_bps: float = Field(
+            16000.0, gt=0, description="prior d_p for peers never observed"
+        )
+        delta: float = Field(0.2, ge=0)
+        gamma: float = Field(0.1, ge=0, lt=1)
+        r: int = Field(3, ge=1)
+
+    def __init__(self, params: Params):
+        super().__init__(params)
+        self.state = SlotState()
+
+    def setup(self, n_peers: int, max_connections: int) -> None:
+        p = self.params
+        self.state.setup(n_peers, max_connections, u=p.initial_u_bps, d=p.initial_d_bps, streak=0.0)
+        self.mainline = Mainline(
+            Mainline.Params(interval_s=p.interval_s, unchoke_slots=p.unchoke_slots)
+        )
+        self.mainline.setup(n_peers, max_connections)
+
+    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
+        p = self.params
+        if view.is_seed.all():  # nothing to gain from reciprocity: behave like mainline
+            return self.mainline.rechoke(view, rng)
+        st = self.state.rows(view)
+        u, d, streak = st["u"], st["d"], st["streak"]
+        interested = view.interested
+        if not view.periodic:
+            return np.where(view.unchoked & interested, u, 0.0)
+        got = view.received_rate_bps(1)
+        reciprocated = got > 0
+        served = view.unchoked
+        streak = np.where(reciprocated, streak + 1, 0.0)
+        d = np.where(reciprocated, got, d)
+        u = np.where(served & ~reciprocated, u * (1 + p.delta), u)
+        u = np.where(served & (streak >= p.r), u * (1 - p.gamma), u)
+        self.state.store(view, u=u, d=d, streak=streak)
+        order = np.argsort(np.where(interested, -d / u, np.inf), axis=1, kind="stable")
+        cost = np.take_along_axis(np.where(interested, u, 0.0), order, axis=1)
+        fits = np.cumsum(cost, axis=1) <= view.upload_bps[:, None]
+        fits[:, 0] = True  # always at least one
+        chosen = np.zeros_like(interested)
+        np.put_along_axis(
+            chosen, order, fits & np.take_along_axis(interested, order, axis=1), axis=1
+        )
+        out = np.where(chosen, u, 0.0)
+        if view.is_seed.any():
+            seeds = np.flatnonzero(view.is_seed)
+            out[seeds] = self.mainline.rechoke(view.take(seeds), rng)
+        return out
+
+
+@CHOKERS.register("propshare")
+class PropShare(BaseChoker):
+    """PropShare (Levin et al., SIGCOMM 2008, "BitTorrent is an auction"): each round, split
+    ``1 - optimistic_share`` of the upload among the peers that sent us data last round, in
+    proportion to what each sent; the rest goes to ``optimistic_peers`` interested peers in
+    rotation (10 % per REFERENCES.md; the paper's exact fraction is to be checked). With no
+    contributor yet, the optimistic peers share everything. The paper pays every contributor;
+    swarmsim pays the ``unchoke_slots`` largest (default 8), which keeps a peer's flows few.
+    Seeds behave like mainline."""
+
+    class Params(ChokerParams):
+        unchoke_slots: int = Field(8, ge=1, description="contributors paid at most")
+        optimistic_share: float = Field(0.1, gt=0, lt=1)
+        optimistic_peers: int = Field(1, ge=1)
+
+    def setup(self, n_peers: int, max_connections: int) -> None:
+        self.mainline = Mainline(
+            Mainline.Params(
+                interval_s=self.params.interval_s, unchoke_slots=self.params.unchoke_slots
+            )
+        )
+        self.mainline.setup(n_peers, max_connections)
+
+    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
+        p = self.params
+        interested = view.interested
+        if not view.periodic:
+            return np.where(view.unchoked & interested, view.unchoked * 1.0, 0.0)
+        given = np.where(interested, view.received_bytes(1), 0.0)
+        contrib = top_k(given, view.connected_s, interested & (given > 0), p.unchoke_slots)
+        given = np.where(contrib, given, 0.0)
+        total = given.sum(axis=1, keepdims=True)
+        walk = np.argsort(
+            np.where(interested & ~contrib, view.last_unchoked_s, np.inf), axis=1, kind="stable"
+        )  # longest since unchoked first: a rotation
+        opt = first_k(walk, interested & ~contrib, np.full(len(view.peers), p.optimistic_peers))
+        n_opt = np.maximum(opt.sum(axis=1, keepdims=True), 1)
+        share_opt = np.where(total > 0, p.optimistic_share, 1.0) / n_opt
+        out = np.where(contrib, (1 - p.optimistic_share) * given / np.maximum(total, 1e-12), 0.0)
+        out = np.where(opt, share_opt, out)
+        if view.is_seed.any():
+            seeds = np.flatnonzero(view.is_seed)
+            out[seeds] = self.mainline.rechoke(view.take(seeds), rng)
+        return out
+
+
+@CHOKERS.register("block_tft")
+class BlockTFT(Mainline):
+    """Block-level tit-for-tat (Bharambe, Herley, Padmanabhan, INFOCOM 2006): mainline's
+    choker, but a leecher uploads to a neighbour only while the bytes it sent exceed the bytes
+    it received by at most ``delta_blocks`` blocks. Checked after every piece sent (swarmsim
+    moves whole pieces, so a peer can overshoot by up to one piece before it is choked)."""
+
+    class Params(Mainline.Params):
+        delta_blocks: int = Field(2, ge=0, description="allowed lead in 16 KiB blocks")
+        block_bytes: int = Field(16384, gt=0)
+
+    def rechoke_after_piece(self, sent_bytes: float, received_bytes: float) -> bool:
+        return sent_bytes - received_bytes > self.params.delta_blocks * self.params.block_bytes
+
+    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
+        p = self.params
+        lead = view.sent_total_bytes() - view.received_total_bytes()
+        return self._rechoke(view, rng, lead <= p.delta_blocks * p.block_bytes)
+
+
+@CHOKERS.register("fairtorrent")
+class FairTorrent(BaseChoker):
+    """FairTorrent (Sherman, Nieh, Stein, CoNEXT 2009): deficit_j = bytes sent to j - bytes
+    received from j (0 for a new peer); the next upload goes to the interested peer with the
+    lowest deficit, decided again after every piece. No rounds of rate measurement, no
+    optimistic unchokes: new peers get served because their deficit starts at 0. swarmsim
+    serves the ``unchoke_slots`` lowest-deficit peers at once (one would leave the upload
+    idle whenever that peer's download is the bottleneck). Seeds have nothing to balance and
+    serve the least-served peers first."""
+
+    class Params(ChokerParams):
+        unchoke_slots: int = Field(4, ge=1, description="peers served at once")
+
+    def rechoke_after_piece(self, sent_bytes: float, received_bytes: float) -> bool:
+        return sent_bytes > received_bytes
+
+    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
+        deficit = view.sent_total_bytes() - np.where(
+            view.is_seed[:, None], 0.0, view.received_total_bytes()
+        )
+        return top_k(-deficit, view.connected_s, view.interested, self.params.unchoke_slots)
