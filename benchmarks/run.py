@@ -3,6 +3,7 @@
     python benchmarks/run.py                  # flash-1k
     python benchmarks/run.py flash-10k        # any benchmarks/NAME.yaml (or a path)
     python benchmarks/run.py --profile flash-1k   # pyinstrument profile to benchmarks/NAME.html
+    python benchmarks/run.py flash-1k --set "choker={name: libtorrent}"   # any override
 
 Each scenario runs in a fresh process so that peak RSS is its own. Targets (ISSUE 2):
 flash-1k < 20 s and > 50,000 piece transfers per wall second; flash-10k < 10 min, < 4 GiB.
@@ -24,7 +25,7 @@ CHILD = """
 import json, sys, time
 import swarmsim
 t0 = time.perf_counter()
-r = swarmsim.simulate(sys.argv[1])
+r = swarmsim.simulate(sys.argv[1], overrides=sys.argv[2:])
 wall = time.perf_counter() - t0
 m = r.manifest
 print(json.dumps({"wall_s": wall, "events": m["events"], "pieces": len(r.pieces),
@@ -71,6 +72,13 @@ def main() -> None:
     )
     ap.add_argument("names", nargs="*", default=["flash-1k"])
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="scenario override path=value (repeatable)",
+    )
     args = ap.parse_args()
     for name in args.names:
         path = Path(name) if name.endswith(".yaml") else HERE / f"{name}.yaml"

@@ -43,7 +43,14 @@ TRANSFERS_SCHEMA = {
     "bytes": "float64",
     "pieces": "int32",
 }
+UNCHOKES_SCHEMA = {
+    "uploader": "int32",
+    "downloader": "int32",
+    "start_s": "float64",
+    "end_s": "float64",
+}
 SCHEMAS = {
+    "unchokes": UNCHOKES_SCHEMA,
     "peers": PEERS_SCHEMA,
     "timeseries": TIMESERIES_SCHEMA,
     "pieces": PIECES_SCHEMA,
@@ -68,6 +75,7 @@ class Recorder:
         self.record_pieces = record_pieces
         self._pieces = (array("i"), array("i"), array("d"), array("i"))
         self._ts: list[tuple] = []
+        self._unchokes = (array("i"), array("i"), array("d"), array("d"))
         self._pairs: dict[tuple[int, int], list] = {}
 
     def piece(self, t: float, peer: int, piece: int, from_peer: int) -> None:
@@ -77,6 +85,14 @@ class Recorder:
             q.append(piece)
             ts.append(t)
             f.append(from_peer)
+
+    def unchoke(self, up: int, down: int, start_s: float, end_s: float) -> None:
+        """One interval during which ``up`` unchoked ``down`` (an upload slot held)."""
+        u, d, a, b = self._unchokes
+        u.append(up)
+        d.append(down)
+        a.append(start_s)
+        b.append(end_s)
 
     def sample(self, row: tuple) -> None:
         self._ts.append(row)
@@ -101,6 +117,17 @@ class Recorder:
                 "piece": np.frombuffer(q, np.int32) if q else [],
                 "t_s": np.frombuffer(ts, np.float64) if ts else [],
                 "from_peer": np.frombuffer(f, np.int32) if f else [],
+            },
+        )
+
+    def unchokes_table(self) -> pd.DataFrame:
+        u, d, a, b = self._unchokes
+        cols = {"uploader": u, "downloader": d, "start_s": a, "end_s": b}
+        return typed(
+            "unchokes",
+            {
+                k: np.frombuffer(v, np.int32 if v.typecode == "i" else np.float64) if v else []
+                for k, v in cols.items()
             },
         )
 

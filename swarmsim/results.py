@@ -33,6 +33,7 @@ class Result:
     timeseries: pd.DataFrame
     pieces: pd.DataFrame
     transfers: pd.DataFrame
+    unchokes: pd.DataFrame
     manifest: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 

@@ -19,7 +19,7 @@ from swarmsim.analysis.metrics import summarize
 from swarmsim.engine.invariants import check_invariants
 from swarmsim.engine.swarm import Swarm
 from swarmsim.recorder import Recorder, typed
-from swarmsim.results import Result, prepare_folder, versions, write_manifest
+from swarmsim.results import TABLES, Result, prepare_folder, versions, write_manifest
 from swarmsim.scenario import Scenario, load_scenario
 
 
@@ -62,6 +62,7 @@ def simulate(
             timeseries=recorder.timeseries_table(),
             pieces=recorder.pieces_table(),
             transfers=recorder.transfers_table(),
+            unchokes=recorder.unchokes_table(),
         )
         wall = time.perf_counter() - wall0
         manifest.update(
@@ -74,10 +75,7 @@ def simulate(
             sim_time_s=float(swarm.env.now),
             stop_reason=swarm.stop_reason,
             invariants=invariants,
-            tables={
-                name: len(result.table(name))
-                for name in ("peers", "timeseries", "pieces", "transfers")
-            },
+            tables={name: len(result.table(name)) for name in TABLES},
             summary=summarize(result.peers, result.timeseries, float(swarm.env.now)),
         )
         result.manifest = manifest
@@ -102,6 +100,9 @@ def _settle_all(swarm: Swarm) -> None:
         for dl in downloads.values():
             swarm.net.settle(dl)
     swarm.flush_transfers()
+    for flows in swarm.net.out_flows:
+        for f in flows.values():
+            swarm.recorder.unchoke(f.up, f.down, f.t0, swarm.env.now)
 
 
 def _peers_table(swarm: Swarm):

@@ -236,8 +236,9 @@ class Exchange:
         conns = self.conns
         conns.sent_pieces[src.up, src.s_up] += 1
         conns.pieces_recv[j, src.s_down] += 1
-        if self.after_piece[src.up]:  # block-level reciprocity may re-decide per piece
-            u, su = src.up, src.s_up
+        u = src.up
+        if self.after_piece[u] and not self.is_seed[u]:  # block-level reciprocity, per piece
+            su = src.s_up
             if self.chokers[u].rechoke_after_piece(conns.sent[u, su], conns.recv[u, su]):
                 self._request_rechoke(u)
         self._got_piece(j, p, src.up)

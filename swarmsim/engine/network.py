@@ -39,9 +39,11 @@ class Flow:
     """Uploader ``up`` unchokes interested ``down``; ``s_up``/``s_down`` are the connection's
     slots in each side's row of the connection table."""
 
-    __slots__ = ("up", "down", "s_up", "s_down", "rate", "dl", "alive", "weight")
+    __slots__ = ("up", "down", "s_up", "s_down", "rate", "dl", "alive", "weight", "t0")
 
-    def __init__(self, up: int, down: int, s_up: int, s_down: int, weight: float = 1.0):
+    def __init__(
+        self, up: int, down: int, s_up: int, s_down: int, weight: float = 1.0, t0: float = 0.0
+    ):
         self.up = up
         self.down = down
         self.s_up = s_up
@@ -50,6 +52,7 @@ class Flow:
         self.dl: Download | None = None
         self.alive = True
         self.weight = weight  # the uploader's share for it (chokers such as propshare set it)
+        self.t0 = t0  # when the uploader unchoked the downloader
 
 
 class Network:
@@ -79,6 +82,7 @@ class Network:
         self.block_bytes = block_bytes
         self.on_done = on_done
         self.on_abandon = on_abandon
+        self.on_close: Callable[[Flow], None] = lambda f: None
         self.out_flows: list[dict[int, Flow]] = [{} for _ in range(n_peers)]
         self.in_flows: list[dict[int, Flow]] = [{} for _ in range(n_peers)]
         self.act_out: list[dict[int, Flow]] = [{} for _ in range(n_peers)]
@@ -105,7 +109,7 @@ class Network:
 
     # --- flows ---------------------------------------------------------------------------
     def open_flow(self, up: int, down: int, s_up: int, s_down: int, weight: float = 1.0) -> Flow:
-        f = Flow(up, down, s_up, s_down, weight)
+        f = Flow(up, down, s_up, s_down, weight, self.env.now)
         self.out_flows[up][down] = f
         self.in_flows[down][up] = f
         return f
@@ -113,6 +117,7 @@ class Network:
     def close_flow(self, f: Flow, keep_partial: bool = True) -> None:
         """End a flow (choke, lost interest, disconnect); its piece becomes partial if cut."""
         f.alive = False
+        self.on_close(f)
         del self.out_flows[f.up][f.down]
         del self.in_flows[f.down][f.up]
         dl = f.dl

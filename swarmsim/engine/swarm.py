@@ -103,6 +103,7 @@ class Swarm(Exchange):
             self._on_download_done,
             self._on_abandon,
         )
+        self.net.on_close = lambda f: recorder.unchoke(f.up, f.down, f.t0, self.env.now)
         self.idle_in: list[dict[int, Flow]] = [{} for _ in range(N)]
         self.idle_out: list[dict[int, Flow]] = [{} for _ in range(N)]
         self.picker = sc.picker.build(PICKERS)

@@ -80,3 +80,75 @@ class SlotShare:
                     if id(f) not in seen:
                         seen.add(id(f))
                         yield f, min(upload_share(f), share)
+
+
+@BANDWIDTH.register("max_min")
+class MaxMin:
+    """Weighted max-min fair rates by progressive filling over uploader and downloader
+    capacities: every flow's rate rises with its weight until its uploader or downloader is
+    full, then freezes, and the others go on rising. Work-conserving where ``slot_share`` is
+    not: what a download-bound flow leaves unused goes to the uploader's other flows.
+
+    Done locally: after an event, the flows of the peers it touched are re-filled within the
+    capacity the rest of their flows leave free (those keep their rates). A global recompute
+    would cascade through the whole swarm at every event; the local one still conserves work
+    at every peer an event reaches."""
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __init__(self, params: Params):
+        self.params = params
+
+    def reallocate(self, net: FlowNet, uploaders: Iterable[int], downloaders: Iterable[int]):
+        chosen: dict[int, object] = {}
+        for u in uploaders:
+            for f in net.active_out(u):
+                chosen[id(f)] = f
+        for d in downloaders:
+            for f in net.active_in(d):
+                chosen[id(f)] = f
+        if not chosen:
+            return
+        flows = list(chosen.values())
+        # capacity left by flows that keep their rates, per resource ('u', peer) / ('d', peer)
+        free: dict[tuple[str, int], float] = {}
+        members: dict[tuple[str, int], list] = {}
+        for f in flows:
+            for key, cap, active in (
+                (("u", f.up), net.up_bps[f.up], net.active_out(f.up)),
+                (("d", f.down), net.down_bps[f.down], net.active_in(f.down)),
+            ):
+                if key not in free:
+                    free[key] = cap - sum(g.rate for g in active if id(g) not in chosen)
+                    members[key] = []
+                members[key].append(f)
+        rate = {id(f): 0.0 for f in flows}
+        frozen: set[int] = set()
+        level = 0.0
+        while len(frozen) < len(flows):
+            best, best_keys = None, []
+            for key, group in members.items():
+                weight = sum(f.weight for f in group if id(f) not in frozen)
+                if weight <= 0:
+                    continue
+                headroom = max(free[key], 0.0) / weight
+                if best is None or headroom < best - 1e-12:
+                    best, best_keys = headroom, [key]
+                elif headroom <= best + 1e-12:
+                    best_keys.append(key)
+            if best is None:
+                break
+            level_step = best
+            for f in flows:  # everyone unfrozen rises by weight * step
+                if id(f) not in frozen:
+                    inc = f.weight * level_step
+                    rate[id(f)] += inc
+                    free[("u", f.up)] -= inc
+                    free[("d", f.down)] -= inc
+            level += level_step
+            for key in best_keys:
+                for f in members[key]:
+                    frozen.add(id(f))
+        for f in flows:
+            yield f, max(rate[id(f)], 0.0)

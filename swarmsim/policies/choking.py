@@ -29,8 +29,8 @@ class Choker(Protocol):
     #: rechoke at once when a neighbour may have become interested and ``has_free_slot``
     #: (libtorrent's preemptive unchoke)
     rechoke_on_interest: bool
-    #: optional ``rechoke_after_piece(sent_bytes, received_bytes) -> bool``: after each piece
-    #: sent over a connection, whether the uploader must rechoke at once (block-level
+    #: optional ``rechoke_after_piece(sent_bytes, received_bytes) -> bool``: after each piece a
+    #: leecher sends over a connection, whether it must rechoke at once (block-level
     #: reciprocity); a choker without it is asked only at its rounds and events
 
     def setup(self, n_peers: int, max_connections: int) -> None: ...

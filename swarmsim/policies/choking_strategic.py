@@ -169,11 +169,12 @@ class BlockTFT(Mainline):
 class FairTorrent(BaseChoker):
     """FairTorrent (Sherman, Nieh, Stein, CoNEXT 2009): deficit_j = bytes sent to j - bytes
     received from j (0 for a new peer); the next upload goes to the interested peer with the
-    lowest deficit, decided again after every piece. No rounds of rate measurement, no
-    optimistic unchokes: new peers get served because their deficit starts at 0. swarmsim
-    serves the ``unchoke_slots`` lowest-deficit peers at once (one would leave the upload
-    idle whenever that peer's download is the bottleneck). Seeds have nothing to balance and
-    serve the least-served peers first."""
+    lowest deficit. No rate measurement, no optimistic unchokes: new peers get served because
+    their deficit starts at 0. swarmsim serves the ``unchoke_slots`` lowest-deficit peers at
+    once (one would leave the upload idle whenever that peer's download is the bottleneck)
+    and, after each piece that leaves a peer owing us, swaps at most one of them for a lower-
+    deficit peer, as sending the next block to the lowest deficit would. Seeds have nothing
+    to balance and serve the least-served peers first."""
 
     class Params(ChokerParams):
         unchoke_slots: int = Field(4, ge=1, description="peers served at once")
@@ -185,4 +186,19 @@ class FairTorrent(BaseChoker):
         deficit = view.sent_total_bytes() - np.where(
             view.is_seed[:, None], 0.0, view.received_total_bytes()
         )
-        return top_k(-deficit, view.connected_s, view.interested, self.params.unchoke_slots)
+        interested = view.interested
+        best = top_k(-deficit, view.connected_s, interested, self.params.unchoke_slots)
+        if view.periodic:
+            return best
+        keep = view.unchoked & interested
+        rows = np.arange(len(view.peers))
+        waiting = best & ~keep
+        worst = np.argmax(np.where(keep, deficit, -np.inf), axis=1)
+        first = np.argmin(np.where(waiting, deficit, np.inf), axis=1)
+        room = keep.sum(axis=1) < self.params.unchoke_slots
+        better = waiting.any(axis=1) & (room | (deficit[rows, first] < deficit[rows, worst]))
+        out = keep.copy()
+        drop = better & ~room
+        out[rows[drop], worst[drop]] = False
+        out[rows[better], first[better]] = True
+        return out

@@ -1,0 +1,218 @@
+"""The other chokers on hand-built views (no SimPy): each rule their source states."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from swarmsim.engine.views import ChokeView
+from swarmsim.policies.choking import CHOKERS
+
+
+def build(name, c_slots, **params):
+    c = CHOKERS.build(name, params)
+    c.setup(4, c_slots)
+    return c
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+# --- libtorrent ------------------------------------------------------------------------------
+
+
+def test_libtorrent_fixed_slots_seven_regular_plus_one_optimistic():
+    c = build("libtorrent", 12)
+    recv = np.arange(12, dtype=float) * 100  # peer 11 sent us most last round
+    view = ChokeView.build(12, received_bps=recv, round=2, round_s=15.0)
+    mask = c.rechoke(view, rng())[0]
+    assert mask.sum() == 8
+    assert set(np.flatnonzero(mask)) >= set(range(5, 12))  # the 7 best senders
+
+
+def test_libtorrent_round_robin_demotes_a_peer_past_its_quota():
+    """round_robin (choker.cpp unchoke_compare_rr): unchoked for over a minute with more than
+    seeding_piece_quota pieces sent -> ranked after everyone else."""
+    c = build("libtorrent", 10, unchoke_slots=3, optimistic_slots=1)
+    sent = np.full(10, 5000.0)
+    sent[0] = 9e9  # the fastest by far, but its quota is done
+    quota = np.zeros(10, dtype=int)
+    quota[0] = 25
+    view = ChokeView.build(
+        10,
+        is_seed=True,
+        round=1,
+        now_s=500.0,
+        sent_bps=sent,
+        unchoked=[True] + [False] * 9,
+        last_unchoked_s=[300.0] + [-np.inf] * 9,
+        pieces_sent_since_unchoke=quota,
+        round_s=15.0,
+    )
+    regular = c.rechoke(view, rng())[0]
+    assert not regular[0]
+    quota[0] = 15  # under quota: it keeps its slot
+    view = ChokeView.build(
+        10,
+        is_seed=True,
+        round=1,
+        now_s=500.0,
+        sent_bps=sent,
+        unchoked=[True] + [False] * 9,
+        last_unchoked_s=[300.0] + [-np.inf] * 9,
+        pieces_sent_since_unchoke=quota,
+        round_s=15.0,
+    )
+    assert c.rechoke(view, rng())[0][0]
+
+
+@pytest.mark.parametrize(
+    ("rates", "slots"),
+    [
+        ([5000, 4000, 3000, 100], 3),  # 5000 >= 1024, 4000 >= 3072, 3000 < 5120 -> 2 + 1
+        ([100, 50, 0, 0], 1),  # nobody clears 1024 B/s -> 0 + 1
+        ([20000, 15000, 9000, 7500], 5),  # thresholds 1024, 3072, 5120, 7168: all four + 1
+    ],
+)
+def test_libtorrent_rate_based_opens_exactly_the_slots_its_thresholds_allow(rates, slots):
+    c = build("libtorrent", 4, choking_algorithm="rate_based")
+    view = ChokeView.build(4, sent_bps=rates, round=1, round_s=15.0)
+    assert c.slots(view)[0] == slots
+
+
+def test_libtorrent_optimistic_unchoke_goes_to_the_longest_waiting_peer():
+    c = build("libtorrent", 6, unchoke_slots=2, optimistic_slots=1)
+    # regular slot: peer 0 (best sender); optimistic: never-tried peers first, then oldest
+    waits = []
+    for rnd in (2, 4, 6, 8, 10):
+        view = ChokeView.build(
+            6, received_bps=[900, 0, 0, 0, 0, 0], round=rnd, now_s=15.0 * rnd, round_s=15.0
+        )
+        mask = c.rechoke(view, rng(rnd))[0]
+        waits.append(int(np.flatnonzero(mask & (np.arange(6) != 0))[0]))
+    assert waits == [1, 2, 3, 4, 5]  # round robin over the waiting peers, oldest first
+
+
+def test_libtorrent_preemptive_unchoke_fills_free_slots_only():
+    c = build("libtorrent", 6, unchoke_slots=3)
+    assert c.has_free_slot(0, 2) and not c.has_free_slot(0, 3)
+    view = ChokeView.build(
+        6,
+        periodic=False,
+        unchoked=[True, True, False, False, False, False],
+        interested=[True, True, False, True, False, False],
+    )
+    mask = c.rechoke(view, rng())[0]
+    assert list(np.flatnonzero(mask)) == [0, 1, 3]
+    rb = build("libtorrent", 6, choking_algorithm="rate_based")
+    assert not rb.has_free_slot(0, 0)  # rate_based never unchokes between rounds
+
+
+def test_libtorrent_anti_leech_prefers_new_and_nearly_done_peers():
+    c = build(
+        "libtorrent", 4, unchoke_slots=2, optimistic_slots=1, seed_choking_algorithm="anti_leech"
+    )
+    view = ChokeView.build(4, is_seed=True, n_pieces=100, have_counts=[50, 2, 48, 97], round=1)
+    mask = c.rechoke(view, rng())[0]
+    assert mask[1] or mask[3]
+    assert not (mask[0] and mask[2])
+
+
+# --- transmission -------------------------------------------------------------------------------
+
+
+def test_transmission_keeps_its_optimistic_unchoke_for_four_rounds():
+    c = build("transmission", 12, unchoke_slots=2)
+    recv = [900, 800] + [0] * 10
+    picks = []
+    for rnd in range(1, 10):
+        view = ChokeView.build(12, received_bps=recv, round=rnd, now_s=100.0 + 10 * rnd)
+        mask = c.rechoke(view, rng(rnd))[0]
+        assert mask[0] and mask[1]
+        picks.append(int(np.flatnonzero(mask[2:])[0]) + 2)
+    assert picks[0] == picks[1] == picks[2] == picks[3]  # held for 4 rechokes
+    assert len(set(picks)) >= 2
+
+
+def test_transmission_newcomers_three_times_as_likely():
+    hits, trials = 0, 3000
+    for t in range(trials):
+        c = build("transmission", 5, unchoke_slots=1)
+        view = ChokeView.build(
+            5, received_bps=[900, 0, 0, 0, 0], round=1, now_s=100.0, connected_s=[0, 0, 0, 0, 90.0]
+        )  # peer 4 connected 10 s ago
+        mask = c.rechoke(view, rng(t))[0]
+        hits += mask[4]
+    assert hits / trials == pytest.approx(3 / 6, abs=0.04)  # weights 1, 1, 1, 3
+
+
+# --- strategic ------------------------------------------------------------------------------------
+
+
+def test_bittyrant_adjusts_reciprocation_estimates_and_fills_its_capacity():
+    c = build("bittyrant", 6, initial_u_bps=10_000, initial_d_bps=10_000)
+    view = ChokeView.build(6, upload_bps=35_000, round=1, received_bps=[0] * 6)
+    first = c.rechoke(view, rng())[0]
+    assert (first > 0).sum() == 3  # 3 x 10 kB/s fit in 35 kB/s, a fourth would not
+    chosen = first > 0
+    # next round: peer 0 reciprocated, the other chosen did not
+    recv = np.zeros(6)
+    recv[0] = 30_000
+    view = ChokeView.build(6, upload_bps=35_000, round=2, received_bps=recv, unchoked=chosen)
+    c.rechoke(view, rng())
+    st = c.state.rows(view)
+    assert st["u"][0, 0] == pytest.approx(10_000)  # reciprocated once: unchanged
+    assert all(st["u"][0, k] == pytest.approx(12_000) for k in np.flatnonzero(chosen)[1:])
+    assert st["d"][0, 0] == pytest.approx(30_000)
+    for rnd in (3, 4):
+        view = ChokeView.build(6, upload_bps=35_000, round=rnd, received_bps=recv, unchoked=chosen)
+        c.rechoke(view, rng())
+    assert c.state.rows(view)["u"][0, 0] == pytest.approx(9_000)  # 3 rounds running: x 0.9
+
+
+def test_propshare_splits_in_proportion_to_what_peers_gave():
+    c = build("propshare", 5)
+    view = ChokeView.build(5, received_bps=[300, 100, 0, 0, 0], round=1)
+    w = c.rechoke(view, rng())[0]
+    assert w[0] == pytest.approx(0.9 * 0.75) and w[1] == pytest.approx(0.9 * 0.25)
+    assert (w[2:] > 0).sum() == 1 and w[2:].sum() == pytest.approx(0.1)
+
+
+def test_block_tft_stops_serving_a_peer_too_far_in_our_debt():
+    c = build("block_tft", 5, delta_blocks=2)
+    sent = np.array([0, 0, 0, 10 * 16384, 0.0])
+    recv = np.array([0, 0, 0, 0, 0.0])
+    view = ChokeView.build(
+        5, received_bps=[50, 40, 30, 60, 0], sent_total=sent, received_total=recv, round=1
+    )
+    mask = c.rechoke(view, rng())[0]
+    assert not mask[3]  # 10 blocks ahead of what it gave us
+    assert c.rechoke_after_piece(3 * 16384, 0) and not c.rechoke_after_piece(2 * 16384, 0)
+
+
+def test_fairtorrent_serves_lowest_deficits_and_swaps_one_per_piece():
+    c = build("fairtorrent", 6, unchoke_slots=2)
+    sent = np.array([5e5, 1e5, 0, 2e5, 0, 0])
+    recv = np.array([6e5, 0, 0, 0, 0, 0])
+    view = ChokeView.build(6, sent_total=sent, received_total=recv, round=1)
+    mask = c.rechoke(view, rng())[0]
+    assert list(np.flatnonzero(mask)) == [0, 2]  # deficits -1e5 and 0 (earliest connected)
+    after = ChokeView.build(
+        6,
+        sent_total=sent + [0, 0, 3e5, 0, 0, 0],
+        received_total=recv,
+        periodic=False,
+        unchoked=mask,
+    )
+    mask2 = c.rechoke(after, rng())[0]
+    assert mask2.sum() == 2 and mask2[0] and not mask2[2]  # peer 2 now owes 3e5: swapped out
+
+
+def test_random_choker_ignores_rates():
+    c = build("random", 10, unchoke_slots=3)
+    counts = np.zeros(10)
+    for t in range(300):
+        view = ChokeView.build(10, received_bps=[1e6] + [0] * 9, round=t)
+        counts += c.rechoke(view, rng(t))[0]
+    assert counts.sum() == 900 and counts[0] < 2 * counts[1:].mean()
