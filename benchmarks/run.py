@@ -34,32 +34,21 @@ print(json.dumps({"wall_s": wall, "events": m["events"], "pieces": len(r.pieces)
 """
 
 
-def run_one(path: Path, profile: bool) -> dict:
+def run_one(path: Path, profile: bool, overrides: list[str]) -> dict:
+    child = [str(path), *overrides]
     if profile:
         out = HERE / f"{path.stem}.html"
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pyinstrument",
-                "-r",
-                "html",
-                "-o",
-                str(out),
-                "-c",
-                CHILD,
-                str(path),
-            ],
-            check=True,
-        )
+        cmd = [sys.executable, "-m", "pyinstrument", "-r", "html", "-o", str(out), "-c", CHILD]
+        subprocess.run([*cmd, *child], check=True)
         return {"profile": str(out)}
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path)], check=True, capture_output=True, text=True
+        [sys.executable, "-c", CHILD, *child], check=True, capture_output=True, text=True
     )
     elapsed = time.perf_counter() - t0
     row = json.loads(proc.stdout.strip().splitlines()[-1])
     row["process_s"] = elapsed
+    # the largest child so far: run one scenario per invocation for a clean figure
     row["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     row["pieces_per_s"] = row["pieces"] / row["wall_s"]
     row["events_per_s"] = row["events"] / row["wall_s"]
@@ -82,9 +71,10 @@ def main() -> None:
     args = ap.parse_args()
     for name in args.names:
         path = Path(name) if name.endswith(".yaml") else HERE / f"{name}.yaml"
-        row = run_one(path, args.profile)
+        row = run_one(path, args.profile, args.overrides)
+        label = " ".join([path.stem, *args.overrides])
         print(
-            f"{path.stem}: "
+            f"{label}: "
             + ", ".join(
                 f"{k}={v:,.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
             )

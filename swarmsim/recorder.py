@@ -49,12 +49,28 @@ UNCHOKES_SCHEMA = {
     "start_s": "float64",
     "end_s": "float64",
 }
+PAYMENTS_SCHEMA = {
+    "t_s": "float64",
+    "payer": "int32",
+    "payee": "int32",
+    "amount": "float64",
+    "reason": "string",
+}
+AUCTIONS_SCHEMA = {
+    "t_s": "float64",
+    "provider": "int32",
+    "bidders": "int32",
+    "winners": "int32",
+    "price_per_byte": "float64",
+}
 SCHEMAS = {
-    "unchokes": UNCHOKES_SCHEMA,
     "peers": PEERS_SCHEMA,
     "timeseries": TIMESERIES_SCHEMA,
     "pieces": PIECES_SCHEMA,
     "transfers": TRANSFERS_SCHEMA,
+    "unchokes": UNCHOKES_SCHEMA,
+    "payments": PAYMENTS_SCHEMA,
+    "auctions": AUCTIONS_SCHEMA,
 }
 
 
@@ -76,6 +92,7 @@ class Recorder:
         self._pieces = (array("i"), array("i"), array("d"), array("i"))
         self._ts: list[tuple] = []
         self._unchokes = (array("i"), array("i"), array("d"), array("d"))
+        self._auctions: list[tuple] = []
         self._pairs: dict[tuple[int, int], list] = {}
 
     def piece(self, t: float, peer: int, piece: int, from_peer: int) -> None:
@@ -93,6 +110,15 @@ class Recorder:
         d.append(down)
         a.append(start_s)
         b.append(end_s)
+
+    def auction(self, t: float, provider: int, bidders: int, winners: int, price: float) -> None:
+        """One provider's uniform-price auction of its paid slots (bid incentive)."""
+        self._auctions.append((t, provider, bidders, winners, price))
+
+    def auctions_table(self) -> pd.DataFrame:
+        cols = list(AUCTIONS_SCHEMA)
+        data = list(zip(*self._auctions, strict=True)) if self._auctions else [[] for _ in cols]
+        return typed("auctions", dict(zip(cols, data, strict=True)))
 
     def sample(self, row: tuple) -> None:
         self._ts.append(row)

@@ -31,9 +31,11 @@ class Result:
 
     peers: pd.DataFrame
     timeseries: pd.DataFrame
-    pieces: pd.DataFrame
-    transfers: pd.DataFrame
-    unchokes: pd.DataFrame
+    pieces: pd.DataFrame = field(default_factory=lambda: empty_table("pieces"))
+    transfers: pd.DataFrame = field(default_factory=lambda: empty_table("transfers"))
+    unchokes: pd.DataFrame = field(default_factory=lambda: empty_table("unchokes"))
+    payments: pd.DataFrame = field(default_factory=lambda: empty_table("payments"))
+    auctions: pd.DataFrame = field(default_factory=lambda: empty_table("auctions"))
     manifest: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 

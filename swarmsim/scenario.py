@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from swarmsim.errors import ScenarioError
-from swarmsim.policies import ARRIVALS, BANDWIDTH, CHOKERS, DEPARTURES, PICKERS
+from swarmsim.policies import ARRIVALS, BANDWIDTH, CHOKERS, DEPARTURES, INCENTIVES, PICKERS
 from swarmsim.policyspec import PolicySpec, policy_field, policy_problems
 
 BLOCK_BYTES = 16384  # BEP 3: requests are 16 KiB blocks
@@ -29,6 +29,7 @@ PickerSpec = policy_field(PICKERS, "rarest_first")
 ArrivalSpec = policy_field(ARRIVALS, "flash_crowd")
 DepartureSpec = policy_field(DEPARTURES, "leave")
 BandwidthSpec = policy_field(BANDWIDTH, "slot_share")
+IncentiveSpec = policy_field(INCENTIVES, "none")
 
 
 class _Model(BaseModel):
@@ -43,6 +44,25 @@ class Torrent(_Model):
     @property
     def n_pieces(self) -> int:
         return math.ceil(self.file_bytes / self.piece_bytes)
+
+
+class Amount(_Model):
+    """A per-peer quantity drawn once per peer: ``fixed`` gives everyone ``mean``."""
+
+    mean: float = Field(0.0, ge=0)
+    distribution: Literal["fixed", "exponential", "lognormal", "uniform"] = "fixed"
+    sigma: float = Field(1.0, gt=0, description="lognormal: standard deviation of the log")
+
+    def sample(self, rng, n: int):
+        import numpy as np
+
+        if self.distribution == "fixed" or self.mean == 0:
+            return np.full(n, self.mean)
+        if self.distribution == "exponential":
+            return rng.exponential(self.mean, n)
+        if self.distribution == "uniform":
+            return rng.uniform(0.0, 2.0 * self.mean, n)
+        return rng.lognormal(math.log(self.mean) - self.sigma**2 / 2, self.sigma, n)
 
 
 class PeerClass(_Model):
@@ -69,6 +89,16 @@ class PeerClass(_Model):
     )
     choker: policy_field(CHOKERS) | None = Field(
         None, description="overrides the scenario's choker"
+    )
+    tokens: Amount = Field(default_factory=Amount, description="initial token balance")
+    seeding_cost_per_hour: Amount = Field(
+        default_factory=Amount, description="tokens an hour online costs the peer"
+    )
+    collusion_group: str | None = Field(
+        None, description="identities of one operator (sybils, colluders) share a group name"
+    )
+    self_dealing_bps: float = Field(
+        0.0, ge=0, description="fake uploads each identity claims to send its group, bytes/s"
     )
 
 
@@ -113,6 +143,7 @@ class Scenario(_Model):
     bandwidth: BandwidthSpec = Field(
         default_factory=lambda: PolicySpec.default(BANDWIDTH, "slot_share")
     )
+    incentive: IncentiveSpec = Field(default_factory=lambda: PolicySpec.default(INCENTIVES, "none"))
     stop: Stop = Field(default_factory=Stop)
     timers: Timers = Field(default_factory=Timers)
     record: Record = Field(default_factory=Record)
@@ -155,6 +186,10 @@ def _cross_checks(s: Scenario) -> list[tuple[str, str]]:
         if names.index(c.name) != i:
             problems.append(
                 (f"peers[{i}].class", f"{c.name!r} is used by peers[{names.index(c.name)}] too")
+            )
+        if c.self_dealing_bps > 0 and c.collusion_group is None:
+            problems.append(
+                (f"peers[{i}].self_dealing_bps", "needs a collusion_group to deal with")
             )
         if c.starts_as == "seed" and (c.free_rider or c.upload_bps == 0):
             problems.append(

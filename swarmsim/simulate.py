@@ -63,6 +63,8 @@ def simulate(
             pieces=recorder.pieces_table(),
             transfers=recorder.transfers_table(),
             unchokes=recorder.unchokes_table(),
+            payments=swarm.economy.ledger.payments_table(),
+            auctions=recorder.auctions_table(),
         )
         wall = time.perf_counter() - wall0
         manifest.update(
@@ -76,7 +78,13 @@ def simulate(
             stop_reason=swarm.stop_reason,
             invariants=invariants,
             tables={name: len(result.table(name)) for name in TABLES},
-            summary=summarize(result.peers, result.timeseries, float(swarm.env.now)),
+            summary=summarize(
+                result.peers,
+                result.timeseries,
+                float(swarm.env.now),
+                result.payments,
+                result.auctions,
+            ),
         )
         result.manifest = manifest
     except BaseException as exc:  # KeyboardInterrupt too: the folder must say it failed
@@ -123,7 +131,7 @@ def _peers_table(swarm: Swarm):
             "downloaded_bytes": swarm.net.downloaded[joined],
             "starts_as_seed": swarm.starts_seed[joined],
             "aborted": swarm.aborted[joined],
-            "tokens_start": np.zeros(len(joined)),
-            "tokens_end": np.zeros(len(joined)),
+            "tokens_start": swarm.economy.tokens_start[joined],
+            "tokens_end": swarm.economy.ledger.balance[joined],
         },
     )

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import swarmsim
-from swarmsim.policies import ARRIVALS, BANDWIDTH, CHOKERS, DEPARTURES, PICKERS
+from swarmsim.policies import ARRIVALS, BANDWIDTH, CHOKERS, DEPARTURES, INCENTIVES, PICKERS
 from tests.conftest import TINY, assert_invariants_ok
 
 REQUIRED = {  # plug-ins whose parameters have no defaults get the smallest sensible values
@@ -17,6 +17,8 @@ REQUIRED = {  # plug-ins whose parameters have no defaults get the smallest sens
     ("arrival", "decaying"): {"lambda0_per_s": 0.5, "tau_s": 30},
     ("departure", "seed_for"): {"mean_s": 20},
     ("departure", "seed_to_ratio"): {"ratio": 0.5, "max_s": 200},
+    ("departure", "wealth_threshold"): {"target_tokens": 60},
+    ("departure", "economic"): {"max_s": 300},
 }
 
 
@@ -27,6 +29,7 @@ def cases():
         (BANDWIDTH, "bandwidth"),
         (DEPARTURES, "departure"),
         (ARRIVALS, "arrival"),
+        (INCENTIVES, "incentive"),
     ):
         for name in registry.names():
             if (registry.kind, name) == ("arrival", "trace"):
@@ -36,6 +39,9 @@ def cases():
 
 def scenario(kind, where, name):
     data = copy.deepcopy(TINY)
+    for pc in data["peers"][1:]:  # tokens to spend and a cost of staying, so economies move
+        pc["tokens"] = {"mean": 50, "distribution": "exponential"}
+        pc["seeding_cost_per_hour"] = {"mean": 5}
     block = {"name": name, **REQUIRED.get((kind, name), {})}
     if where == "arrival":
         data["peers"][1]["arrival"] = block

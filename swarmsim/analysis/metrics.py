@@ -33,7 +33,52 @@ def time_average(ts: pd.DataFrame, column: str, start_s: float = 0.0) -> float:
     return float(np.sum(v[:-1] * np.diff(t)) / (t[-1] - t[0]))
 
 
-def summarize(peers: pd.DataFrame, timeseries: pd.DataFrame, end_s: float) -> dict:
+def gini(values) -> float:
+    """Gini coefficient of non-negative amounts (0 = equal, -> 1 = one holds everything)."""
+    x = np.sort(np.clip(np.asarray(values, dtype=float), 0.0, None))
+    if x.size == 0 or x.sum() == 0:
+        return 0.0
+    n = x.size
+    return float((2 * np.arange(1, n + 1) - n - 1).dot(x) / (n * x.sum()))
+
+
+def availability(ts: pd.DataFrame) -> float:
+    """Share of the sampled time during which every piece had a copy online."""
+    if len(ts) < 2:
+        return math.nan
+    t = ts["t_s"].to_numpy()
+    ok = (ts["min_piece_copies"].to_numpy() >= 1).astype(float)
+    return float(np.sum(ok[:-1] * np.diff(t)) / (t[-1] - t[0])) if t[-1] > t[0] else math.nan
+
+
+def lifetime(ts: pd.DataFrame) -> float:
+    """Last sampled time at which a full copy was online (the torrent's death, or the end)."""
+    alive = ts[ts["min_piece_copies"] >= 1]
+    return float(alive["t_s"].max()) if len(alive) else 0.0
+
+
+def token_flows(peers: pd.DataFrame, payments: pd.DataFrame) -> pd.DataFrame:
+    """Per peer: tokens earned and spent (initial endowments excluded)."""
+    moves = payments[payments["reason"] != "initial"]
+    earned = moves.groupby("payee")["amount"].sum()
+    spent = moves.groupby("payer")["amount"].sum()
+    ids = peers["peer_id"]
+    return pd.DataFrame(
+        {
+            "peer_class": peers["peer_class"].to_numpy(),
+            "earned": earned.reindex(ids, fill_value=0.0).to_numpy(),
+            "spent": spent.reindex(ids, fill_value=0.0).to_numpy(),
+        }
+    )
+
+
+def summarize(
+    peers: pd.DataFrame,
+    timeseries: pd.DataFrame,
+    end_s: float,
+    payments: pd.DataFrame | None = None,
+    auctions: pd.DataFrame | None = None,
+) -> dict:
     """The numbers the CLI prints and golden files pin."""
     leechers = peers[~peers["starts_as_seed"]]
     times = download_times(peers)
@@ -52,8 +97,23 @@ def summarize(peers: pd.DataFrame, timeseries: pd.DataFrame, end_s: float) -> di
         "mean_seeding_s": float(seeded.mean()) if len(seeded) else math.nan,
         "upload_utilisation": upload_utilisation(peers, end_s),
         "uploaded_bytes": float(peers["uploaded_bytes"].sum()),
+        "availability": availability(timeseries),
+        "lifetime_s": lifetime(timeseries),
     }
     for name, group in leechers.groupby("peer_class", sort=True):
         t = download_times(group)
         out[f"mean_download_s[{name}]"] = float(t.mean()) if len(t) else math.nan
+    if payments is not None and len(payments):
+        moves = payments[payments["reason"] != "initial"]
+        out["tokens_minted"] = float(moves.loc[moves["payer"] == -1, "amount"].sum())
+        out["tokens_between_peers"] = float(
+            moves.loc[(moves["payer"] >= 0) & (moves["payee"] >= 0), "amount"].sum()
+        )
+        out["gini_tokens_end"] = gini(peers["tokens_end"])
+        flows = token_flows(peers, payments).groupby("peer_class").mean(numeric_only=True)
+        for name, row in flows.iterrows():
+            out[f"tokens_earned[{name}]"] = float(row["earned"])
+            out[f"tokens_spent[{name}]"] = float(row["spent"])
+    if auctions is not None and len(auctions):
+        out["mean_clearing_price_per_mib"] = float(auctions["price_per_byte"].mean() * 2**20)
     return out

@@ -86,7 +86,8 @@ class Exchange:
         conns, net, now = self.conns, self.net, self.env.now
         was = conns.unchoked[peers]
         weights = np.zeros(was.shape)
-        able = (self.up_bps[peers] > 0.0) & (conns.deg[peers] > 0)  # free-riders never unchoke
+        # free-riders never unchoke; nor do scrip agents whose wealth reached their target
+        able = (self.up_bps[peers] > 0.0) & (conns.deg[peers] > 0) & self.economy.serving(peers)
         kinds = self.choker_of[peers]
         groups = [0] if len(self.choker_objs) == 1 else np.unique(kinds[able]).tolist()
         for k in groups:
@@ -97,6 +98,7 @@ class Exchange:
             )
             view = SwarmChokeView(self, peers[rows], periodic)
             out = np.asarray(self.choker_objs[k].rechoke(view, self.rng_choke))
+            out = np.asarray(self.economy.adjust(view, out))
             if (
                 out.shape != view.nbr.shape
                 or (out.dtype != bool and (out < 0).any())
@@ -236,6 +238,7 @@ class Exchange:
         conns = self.conns
         conns.sent_pieces[src.up, src.s_up] += 1
         conns.pieces_recv[j, src.s_down] += 1
+        self.economy.on_piece(src.up, j, dl.size, self.env.now - dl.start)
         u = src.up
         if self.after_piece[u] and not self.is_seed[u]:  # block-level reciprocity, per piece
             su = src.s_up

@@ -22,6 +22,7 @@ def check_invariants(swarm, raise_on_failure: bool = False) -> dict[str, str]:
         "unchoked_are_interested": _unchoked(swarm),
         "rates_within_capacity": _capacity(swarm),
         "in_flight_consistent": _in_flight(swarm),
+        "tokens_conserved": swarm.economy.ledger.check(),
         "no_completion_faster_than_capacity": swarm.violations[0] if swarm.violations else "ok",
     }
     failed = {k: v for k, v in results.items() if v != "ok"}

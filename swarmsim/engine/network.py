@@ -22,7 +22,7 @@ from simpy.events import Timeout
 class Download:
     """A piece being fetched by ``peer``; several flows only in endgame."""
 
-    __slots__ = ("peer", "piece", "size", "remaining", "t", "rate", "flows", "event")
+    __slots__ = ("peer", "piece", "size", "remaining", "t", "rate", "flows", "event", "start")
 
     def __init__(self, peer: int, piece: int, size: int, remaining: float, now: float):
         self.peer = peer
@@ -30,6 +30,7 @@ class Download:
         self.size = size
         self.remaining = remaining
         self.t = now
+        self.start = now
         self.rate = 0.0
         self.flows: list[Flow] = []
         self.event: Timeout | None = None

@@ -17,6 +17,7 @@ import simpy
 from simpy.events import Timeout
 
 from swarmsim.engine.connections import Connections
+from swarmsim.engine.economy import Economy
 from swarmsim.engine.exchange import Exchange
 from swarmsim.engine.network import Flow, Network
 from swarmsim.engine.tracker import Tracker
@@ -104,6 +105,7 @@ class Swarm(Exchange):
             self._on_abandon,
         )
         self.net.on_close = lambda f: recorder.unchoke(f.up, f.down, f.t0, self.env.now)
+        self.economy = Economy(self)
         self.idle_in: list[dict[int, Flow]] = [{} for _ in range(N)]
         self.idle_out: list[dict[int, Flow]] = [{} for _ in range(N)]
         self.picker = sc.picker.build(PICKERS)
@@ -186,6 +188,7 @@ class Swarm(Exchange):
         if self.n_peers:
             self._at(self.join_s[0], self._on_join, 0)
         self._after_all_at(0.0, self._on_sample)
+        self.economy.start()
         stop = self.env.timeout(sc.stop.max_time_s)
         until = simpy.AnyOf(self.env, [stop, self._done]) if sc.stop.all_done else stop
         self.env.run(until=until)
@@ -206,6 +209,7 @@ class Swarm(Exchange):
             self._at(self.join_s[i + 1] - self.env.now, self._on_join, i + 1)
         now = self.env.now
         self.online[i] = True
+        self.economy.on_join(i)
         self.copies += self.bits[i]
         if self.is_seed[i]:
             self.seeds += 1
@@ -309,8 +313,7 @@ class Swarm(Exchange):
         conns.disconnect(i, si, self.bits, self.is_seed)
 
     def _done_seeding(self, u: int) -> bool:
-        seeded = self.env.now - (self.join_s[u] if self.starts_seed[u] else self.complete_s[u])
-        return self.departure[u].done_seeding(self.net.uploaded[u], self.net.downloaded[u], seeded)
+        return self.departure[u].done_seeding(self.economy.seeding_state(u))
 
     # --- sampling ------------------------------------------------------------------------------
     def _on_sample(self, ev) -> None:

@@ -9,6 +9,7 @@ Qiu & Srikant's fluid model (a leecher gives up after an exponential time of rat
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -122,6 +123,20 @@ class Trace:
         return times[:count]
 
 
+@dataclass
+class SeedingState:
+    """What a departure rule sees of a peer, polled at every periodic rechoke."""
+
+    peer: int
+    now_s: float
+    seeded_s: float  # since completion (or since joining, for peers that start as seeds)
+    uploaded_bytes: float
+    downloaded_bytes: float
+    wealth: float  # token balance
+    earned: float  # tokens received so far
+    cost_per_s: float  # the peer's cost of staying online, tokens per second
+
+
 class DepartureParams(_Params):
     abort_rate_per_s: float = Field(
         0.0, ge=0, description="leechers give up at this rate (theta, Qiu & Srikant)"
@@ -139,8 +154,12 @@ class _Departure:
     def seeding_time_s(self, rng: np.random.Generator) -> float:
         return math.inf
 
-    def done_seeding(self, uploaded_bytes: float, downloaded_bytes: float, seeded_s: float) -> bool:
+    def done_seeding(self, state: SeedingState) -> bool:
         return False
+
+    def serves(self, wealth: float) -> bool:
+        """Whether the peer uploads at all at this wealth (scrip agents stop when rich)."""
+        return True
 
 
 @DEPARTURES.register("leave")
@@ -186,5 +205,64 @@ class SeedToRatio(_Departure):
     def seeding_time_s(self, rng: np.random.Generator) -> float:
         return self.params.max_s
 
-    def done_seeding(self, uploaded_bytes: float, downloaded_bytes: float, seeded_s: float) -> bool:
-        return downloaded_bytes > 0 and uploaded_bytes >= self.params.ratio * downloaded_bytes
+    def done_seeding(self, state: SeedingState) -> bool:
+        return (
+            state.downloaded_bytes > 0
+            and state.uploaded_bytes >= self.params.ratio * state.downloaded_bytes
+        )
+
+
+@DEPARTURES.register("economic")
+class Economic(_Departure):
+    """Stay seeding while seeding pays: leave once the recent reward rate (an exponential
+    average over ``window_s`` of tokens earned) has stayed below the peer's own cost of
+    staying online (its class's ``seeding_cost_per_hour``) for ``patience_s``. Always seeds
+    at least ``min_seed_s``; never longer than ``max_s``."""
+
+    class Params(DepartureParams):
+        window_s: float = Field(600.0, gt=0)
+        patience_s: float = Field(300.0, ge=0)
+        min_seed_s: float = Field(0.0, ge=0)
+        max_s: float = Field(math.inf, gt=0)
+
+    def __init__(self, params):
+        super().__init__(params)
+        self._state: dict[int, list[float]] = {}  # peer -> [rate, t, earned, below_since]
+
+    def seeding_time_s(self, rng: np.random.Generator) -> float:
+        return self.params.max_s
+
+    def done_seeding(self, s: SeedingState) -> bool:
+        p = self.params
+        st = self._state.get(s.peer)
+        if st is None:  # first look: start the average at the cost, i.e. give it a chance
+            self._state[s.peer] = [s.cost_per_s, s.now_s, s.earned, math.nan]
+            return False
+        dt = s.now_s - st[1]
+        if dt > 0:
+            inst = (s.earned - st[2]) / dt
+            alpha = min(dt / p.window_s, 1.0)
+            st[0] += alpha * (inst - st[0])
+            st[1], st[2] = s.now_s, s.earned
+        if st[0] >= s.cost_per_s:
+            st[3] = math.nan
+            return False
+        if math.isnan(st[3]):
+            st[3] = s.now_s
+        return s.seeded_s >= p.min_seed_s and s.now_s - st[3] >= p.patience_s
+
+
+@DEPARTURES.register("wealth_threshold")
+class WealthThreshold(_Departure):
+    """Scrip-system agents (Kash, Friedman, Halpern, EC 2006/2007) serve only while their
+    wealth is under a target: a peer at or above ``target_tokens`` uploads nothing, and a
+    seed at or above it leaves."""
+
+    class Params(DepartureParams):
+        target_tokens: float = Field(..., ge=0)
+
+    def serves(self, wealth: float) -> bool:
+        return wealth < self.params.target_tokens
+
+    def done_seeding(self, state: SeedingState) -> bool:
+        return state.wealth >= self.params.target_tokens

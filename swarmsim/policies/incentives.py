@@ -1,0 +1,264 @@
+"""Token incentive policies: what moves when a piece is delivered, at intervals, and who gets
+served. Each policy works on the ``Ledger`` (a plain object, no SimPy) and, through
+``adjust``, on the unchoke mask the peer's choker proposed. REFERENCES.md section 3 has the
+designs; docstrings name the rule each follows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from swarmsim.engine.views import ChokeView
+from swarmsim.ledger import MINT, Ledger
+from swarmsim.registry import Registry
+
+INCENTIVES = Registry("incentive", "how tokens move and who gets served")
+MiB = 1024 * 1024
+
+
+@dataclass
+class IncentiveContext:
+    """What a policy may read about the swarm (arrays are live, read-only)."""
+
+    ledger: Ledger
+    recorder: object
+    file_bytes: int
+    piece_bytes: int
+    online: np.ndarray
+    is_seed: np.ndarray
+    have: np.ndarray
+    uploaded: np.ndarray  # payload bytes each peer really uploaded
+    downloaded: np.ndarray
+    group: np.ndarray  # collusion group id per peer, -1 = none
+    self_dealing_bps: np.ndarray  # fake upload claimed per second inside the group
+
+
+class Incentive(Protocol):
+    interval_s: float | None  # how often ``on_interval`` runs (None: never)
+
+    def setup(self, ctx: IncentiveContext) -> None: ...
+
+    def on_piece(
+        self, t: float, uploader: int, downloader: int, nbytes: float, duration_s: float = 0.0
+    ) -> None: ...
+
+    def adjust(self, view: ChokeView, out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The choker's (B, C) mask or weights, changed by the policy (never widened to
+        uninterested peers)."""
+        ...
+
+    def on_interval(self, t: float, dt: float) -> None: ...
+
+
+class IncentiveParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    credit_tokens: float = Field(0.0, ge=0, description="how far a balance may go below 0")
+
+
+class BaseIncentive:
+    """No-op hooks; policies override the ones they need."""
+
+    interval_s: float | None = None
+    Params = IncentiveParams
+
+    def __init__(self, params):
+        self.params = params
+
+    def setup(self, ctx: IncentiveContext) -> None:
+        self.ctx = ctx
+        self.ledger = ctx.ledger
+
+    def on_piece(
+        self, t: float, uploader: int, downloader: int, nbytes: float, duration_s: float = 0.0
+    ) -> None:
+        pass
+
+    def adjust(self, view: ChokeView, out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return out
+
+    def on_interval(self, t: float, dt: float) -> None:
+        pass
+
+    def claimed_uploads(self, dt: float) -> np.ndarray:
+        """Fake uploads colluding identities claim to each other over ``dt`` (bytes)."""
+        c = self.ctx
+        return np.where(c.online & (c.group >= 0), c.self_dealing_bps * dt, 0.0)
+
+
+@INCENTIVES.register("none")
+class NoIncentive(BaseIncentive):
+    """Plain BitTorrent: no tokens move."""
+
+
+def uniform_price_auction(bids: np.ndarray, eligible: np.ndarray, k: int, tie: np.ndarray):
+    """Multi-unit uniform-price auction per row: the ``k`` highest eligible bids win (ties to
+    the larger ``tie``), each winner pays the highest losing bid (the (k+1)-th bid, 0 if
+    there is none). Returns (winners mask, price per row)."""
+    score = np.where(eligible, bids, -np.inf)
+    order = np.lexsort((-tie, -score), axis=1)
+    ranked = np.take_along_axis(score, order, axis=1)
+    n = eligible.sum(axis=1)
+    take = np.arange(score.shape[1])[None, :] < np.minimum(n, k)[:, None]
+    winners = np.zeros_like(eligible)
+    np.put_along_axis(winners, order, take, axis=1)
+    price = np.where(
+        n > k, ranked[:, min(k, score.shape[1] - 1)] if score.shape[1] > k else 0.0, 0.0
+    )
+    return winners, np.maximum(price, 0.0)
+
+
+@INCENTIVES.register("bid")
+class Bid(BaseIncentive):
+    """BitTorrent Speed (BitTorrent Token white paper v0.8.7): requesters bid tokens per byte;
+    at each rechoke round a provider sells ``paid_slots`` upload slots by a uniform-price
+    auction, every winner paying the highest losing bid, per byte, when each piece completes
+    (payment channels settle per piece). Optimistic slots are not auctioned: the choker's own
+    choice keeps the remaining slots. Automatic bidding: bid = spending_rate x balance /
+    remaining bytes, re-bid only when it moved by more than ``rebid_change``. A wallet that
+    runs dry pays what it has and then bids 0. With no tokens anywhere nobody bids, and the
+    run is exactly the ``none`` run."""
+
+    class Params(IncentiveParams):
+        spending_rate: float = Field(1.0, gt=0)
+        rebid_change: float = Field(
+            0.10, ge=0, description="re-bid on a relative change above this"
+        )
+        paid_slots: int = Field(3, ge=1, description="slots sold per provider")
+
+    def setup(self, ctx: IncentiveContext) -> None:
+        super().setup(ctx)
+        n = len(ctx.online)
+        self.bid = np.zeros(n)
+        self.price: list[dict[int, float]] = [{} for _ in range(n)]  # provider: winner -> per byte
+
+    def _rebid(self, peers: np.ndarray) -> None:
+        c = self.ctx
+        remaining = np.maximum(c.file_bytes - c.have[peers] * c.piece_bytes, c.piece_bytes)
+        wallet = np.maximum(self.ledger.balance[peers], 0.0)
+        want = np.where(c.is_seed[peers], 0.0, self.params.spending_rate * wallet / remaining)
+        old = self.bid[peers]
+        moved = np.abs(want - old) > self.params.rebid_change * np.maximum(old, 1e-300)
+        self.bid[peers] = np.where(moved | (want == 0), want, old)
+
+    def adjust(self, view: ChokeView, out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not view.periodic:
+            return out  # winners hold their slots until the next round
+        nbr = np.maximum(view.nbr, 0)
+        live = np.unique(nbr[view.valid])
+        if live.size:
+            self._rebid(live)
+        bids = np.where(view.valid, self.bid[nbr], 0.0)
+        eligible = view.interested & (bids > 0)
+        for u in view.peers.tolist():  # the last round's winners lose their price
+            if self.price[u]:
+                self.price[u] = {}
+        if not eligible.any():
+            return out
+        k = self.params.paid_slots
+        winners, price = uniform_price_auction(bids, eligible, k, view.received_rate_bps(1))
+        result = out.copy()
+        for b in np.flatnonzero(eligible.any(axis=1)).tolist():
+            u = int(view.peers[b])
+            won = np.flatnonzero(winners[b])
+            free = max(int((out[b] > 0).sum()) - won.size, 1)  # the choker keeps the rest
+            keep = np.flatnonzero((out[b] > 0) & ~winners[b])
+            if keep.size > free:
+                keep = keep[np.argsort(-view.received_rate_bps(1)[b][keep], kind="stable")[:free]]
+            row = np.zeros(out.shape[1], dtype=out.dtype)
+            row[won] = 1
+            row[keep] = out[b][keep]
+            result[b] = row
+            self.price[u] = {int(view.nbr[b, s]): float(price[b]) for s in won.tolist()}
+            self.ctx.recorder.auction(
+                view.now_s, u, int(eligible[b].sum()), won.size, float(price[b])
+            )
+        return result
+
+    def on_piece(
+        self, t: float, uploader: int, downloader: int, nbytes: float, duration_s: float = 0.0
+    ) -> None:
+        price = self.price[uploader].get(downloader)
+        if price:
+            paid = self.ledger.transfer(t, downloader, uploader, price * nbytes, "bid")
+            if paid < price * nbytes:
+                self.bid[downloader] = 0.0  # the wallet ran dry
+
+
+@INCENTIVES.register("pay_per_piece")
+class PayPerPiece(BaseIncentive):
+    """A fixed price per piece, paid by the downloader to whoever uploaded it. A wallet that
+    cannot pay pays what it has; with ``refuse_broke`` uploaders serve only peers who can pay
+    a piece."""
+
+    class Params(IncentiveParams):
+        price_per_piece: float = Field(1.0, ge=0)
+        refuse_broke: bool = False
+
+    def on_piece(
+        self, t: float, uploader: int, downloader: int, nbytes: float, duration_s: float = 0.0
+    ) -> None:
+        price = self.params.price_per_piece * nbytes / self.ctx.piece_bytes
+        self.ledger.transfer(t, downloader, uploader, price, "piece")
+
+    def adjust(self, view: ChokeView, out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not self.params.refuse_broke:
+            return out
+        nbr = np.maximum(view.nbr, 0)
+        can = (
+            self.ledger.balance[nbr] + self.ledger.credit_limit[nbr] >= self.params.price_per_piece
+        )
+        return np.where(can & view.valid, out, 0).astype(out.dtype)
+
+
+@INCENTIVES.register("seeding_reward")
+class SeedingReward(BaseIncentive):
+    """The protocol pays uploaders: ``rate`` tokens per MiB uploaded (``basis: bytes``) or per
+    hour spent seeding (``basis: seconds``), minted (``funding: inflation``) or paid from a
+    pool of ``pool_tokens`` that can run out. Unverified byte rewards also pay the uploads
+    colluding identities merely claim to send each other (a sybil farm); ``verified`` counts
+    only bytes a peer outside the uploader's group received."""
+
+    class Params(IncentiveParams):
+        basis: Literal["bytes", "seconds"] = "bytes"
+        rate: float = Field(1.0, ge=0, description="tokens per MiB, or per seeding hour")
+        funding: Literal["inflation", "pool"] = "inflation"
+        pool_tokens: float = Field(0.0, ge=0)
+        verified: bool = False
+        interval_s: float = Field(60.0, gt=0, description="how often time-based rewards are paid")
+
+    def setup(self, ctx: IncentiveContext) -> None:
+        super().setup(ctx)
+        p = self.params
+        self.interval_s = p.interval_s
+        self.source = (
+            MINT if p.funding == "inflation" else self.ledger.pool("rewards", p.pool_tokens)
+        )
+
+    def _pay(self, t: float, peer: int, amount: float, reason: str = "seeding_reward") -> None:
+        if amount > 0:
+            self.ledger.transfer(t, self.source, peer, amount, reason)
+
+    def on_piece(
+        self, t: float, uploader: int, downloader: int, nbytes: float, duration_s: float = 0.0
+    ) -> None:
+        if self.params.basis != "bytes":
+            return
+        g = self.ctx.group
+        if self.params.verified and g[uploader] >= 0 and g[uploader] == g[downloader]:
+            return
+        self._pay(t, uploader, self.params.rate * nbytes / MiB)
+
+    def on_interval(self, t: float, dt: float) -> None:
+        c, p = self.ctx, self.params
+        if p.basis == "seconds":
+            for peer in np.flatnonzero(c.online & c.is_seed).tolist():
+                self._pay(t, peer, p.rate * dt / 3600.0)
+        elif not p.verified:
+            fake = self.claimed_uploads(dt)
+            for peer in np.flatnonzero(fake > 0).tolist():
+                self._pay(t, peer, p.rate * fake[peer] / MiB, "self_dealing")
