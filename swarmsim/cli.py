@@ -164,6 +164,60 @@ def policies() -> None:
 
 
 @app.command()
+def plot(
+    paths: Annotated[list[Path], typer.Argument(help="result folders, or one sweep folder")],
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="overview, cdf, population, availability, heatmap, "
+            "utilisation, tokens, compare, sim-vs-live"
+        ),
+    ] = "overview",
+    out: Annotated[Path | None, typer.Option(help="file stem; .png and .pdf are written")] = None,
+    metric: Annotated[
+        str, typer.Option(help="summary metric for --kind compare")
+    ] = "mean_download_s",
+    by: Annotated[str, typer.Option(help="sweep column to group by for --kind compare")] = "label",
+    size: Annotated[str, typer.Option(help="single or double column")] = "single",
+) -> None:
+    """Draw a paper-ready figure from result folders (or a sweep's summary)."""
+    import pandas as pd
+
+    from swarmsim import plots
+    from swarmsim.results import Result
+
+    if kind not in plots.KINDS:
+        raise _fail(SwarmsimError(f"unknown --kind {kind!r}; kinds: {', '.join(plots.KINDS)}"))
+    if size not in plots.WIDTHS:
+        raise _fail(SwarmsimError(f"--size is single or double, not {size!r}"))
+    table = None
+    results = []
+    try:
+        if len(paths) == 1 and (paths[0] / "summary.parquet").is_file():
+            table = pd.read_parquet(paths[0] / "summary.parquet")
+            table = table[table["status"] == "ok"]
+            if by not in table:
+                raise SwarmsimError(
+                    f"the sweep summary has no column {by!r}; columns: {', '.join(table.columns)}"
+                )
+            table = table.assign(label=table[by].astype(str))
+        else:
+            results = [Result.read(p) for p in paths]
+    except (ResultError, SwarmsimError) as exc:
+        raise _fail(exc, 1) from None
+    if table is not None and kind != "compare":
+        raise _fail(
+            SwarmsimError("a sweep folder draws --kind compare; pass run folders for other kinds")
+        )
+    if table is not None and metric not in table:
+        raise _fail(SwarmsimError(f"no metric {metric!r} in the sweep summary"))
+    fig = plots.figure(kind, results, size=size, metric=metric, table=table)
+    stem = out or (paths[0] / f"{kind}")
+    for f in plots.save(fig, stem):
+        console.print(f"figure: {f}")
+
+
+@app.command()
 def show(folder: Annotated[Path, typer.Argument(help="result folder")]) -> None:
     """Print the summary of a finished run."""
     from swarmsim.results import Result
