@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from swarmsim.errors import ResultError, ScenarioError, SwarmsimError
@@ -161,6 +162,112 @@ def policies() -> None:
                 params.append(f"{pname} = {default}{desc}")
             table.add_row(name, doc, "\n".join(params) or "-")
         console.print(table)
+
+
+@app.command()
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="sweep YAML file")],
+    out: Annotated[
+        Path | None, typer.Option(help="sweep folder (default results/sweeps/NAME)")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(help="local worker processes (or LocalCluster workers)")
+    ] = 1,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    ] = None,
+    dask: Annotated[
+        str | None, typer.Option(help="'local' for an embedded Dask LocalCluster")
+    ] = None,
+) -> None:
+    """Run a parameter grid x replications; finished runs are skipped, failed ones retried."""
+    from swarmsim.sweep import Sweep, run_sweep
+
+    if dask not in (None, "local"):
+        raise _fail(
+            SwarmsimError(f"--dask takes 'local', not {dask!r}; for a cluster use --scheduler")
+        )
+    try:
+        sw = Sweep.load(sweep_file)
+    except ScenarioError as exc:
+        raise _fail(exc) from None
+    out = out or Path("results") / "sweeps" / sw.spec.name
+    _sigterm_as_interrupt()
+    total = len(sw.runs)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn(
+            "{task.completed}/{task.total} done, {task.fields[failed]} failed, "
+            "{task.fields[left]} left"
+        ),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(sw.spec.name, total=total, failed=0, left=total)
+
+        def progress(done: int, failed: int, left: int) -> None:
+            bar.update(task, completed=done, failed=failed, left=left)
+
+        try:
+            counts = run_sweep(
+                sw,
+                out,
+                workers=workers,
+                scheduler=scheduler,
+                dask_local=dask == "local",
+                progress=progress,
+            )
+        except KeyboardInterrupt:
+            err.print(f"interrupted: re-run the same command to finish {out}")
+            raise typer.Exit(130) from None
+    console.print(
+        f"{counts['total']} runs: {counts['skipped']} already done, {counts['ran']} ran, "
+        f"{counts['failed']} failed -> {out}/summary.parquet, {out}/aggregate.parquet"
+    )
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def check(
+    baseline: Annotated[Path, typer.Argument(help="baseline folder (baseline.yaml + values.json)")],
+    update: Annotated[
+        bool, typer.Option(help="rewrite the baseline with the current values")
+    ] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override: path=value")] = None,
+    seed_offset: Annotated[int, typer.Option(help="use other seeds (noise check)")] = 0,
+) -> None:
+    """Re-run a baseline and say which outcomes moved; exits 1 if any did."""
+    from swarmsim.check import check as run_check
+
+    try:
+        verdicts, changed = run_check(
+            baseline, update=update, overrides=set_, seed_offset=seed_offset
+        )
+    except (ScenarioError, SwarmsimError) as exc:
+        raise _fail(exc, 2) from None
+    table = Table(
+        title=f"{baseline}" + (" (scenario changed since the baseline)" if changed else "")
+    )
+    for col in ("metric", "baseline", "now", "change", "p", "tolerance", "verdict"):
+        table.add_column(col)
+    for v in verdicts:
+        table.add_row(
+            escape(v.metric),
+            _fmt(v.baseline),
+            _fmt(v.now),
+            f"{v.change:+.1%}",
+            f"{v.p_value:.3f}",
+            f"{v.tolerance:.0%}",
+            "[red]moved[/]" if v.moved else "ok",
+        )
+    console.print(table)
+    if update:
+        console.print(f"baseline rewritten: {baseline}/values.json")
+    elif any(v.moved for v in verdicts):
+        raise typer.Exit(1)
 
 
 @app.command()
