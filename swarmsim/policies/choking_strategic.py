@@ -28,8 +28,25 @@ class RandomChoker(BaseChoker):
         return first_k(order, view.interested, np.full(len(view.peers), self.params.unchoke_slots))
 
 
+class SeedsLikeMainline(BaseChoker):
+    """For reciprocity chokers: a seed has nothing to reciprocate and serves as mainline does."""
+
+    def setup(self, n_peers: int, max_connections: int) -> None:
+        p = self.params
+        self.mainline = Mainline(
+            Mainline.Params(interval_s=p.interval_s, unchoke_slots=p.unchoke_slots)
+        )
+        self.mainline.setup(n_peers, max_connections)
+
+    def seeds_like_mainline(self, view: ChokeView, out: np.ndarray, rng) -> np.ndarray:
+        if view.is_seed.any():
+            seeds = np.flatnonzero(view.is_seed)
+            out[seeds] = self.mainline.rechoke(view.take(seeds), rng)
+        return out
+
+
 @CHOKERS.register("bittyrant")
-class BitTyrant(BaseChoker):
+class BitTyrant(SeedsLikeMainline):
     """BitTyrant (Piatek et al., NSDI 2007), the strategic client.
 
     Per neighbour p: d_p, the download rate p gives us when it reciprocates, and u_p, the
@@ -62,10 +79,7 @@ class BitTyrant(BaseChoker):
     def setup(self, n_peers: int, max_connections: int) -> None:
         p = self.params
         self.state.setup(n_peers, max_connections, u=p.initial_u_bps, d=p.initial_d_bps, streak=0.0)
-        self.mainline = Mainline(
-            Mainline.Params(interval_s=p.interval_s, unchoke_slots=p.unchoke_slots)
-        )
-        self.mainline.setup(n_peers, max_connections)
+        super().setup(n_peers, max_connections)
 
     def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
         p = self.params
@@ -92,15 +106,11 @@ class BitTyrant(BaseChoker):
         np.put_along_axis(
             chosen, order, fits & np.take_along_axis(interested, order, axis=1), axis=1
         )
-        out = np.where(chosen, u, 0.0)
-        if view.is_seed.any():
-            seeds = np.flatnonzero(view.is_seed)
-            out[seeds] = self.mainline.rechoke(view.take(seeds), rng)
-        return out
+        return self.seeds_like_mainline(view, np.where(chosen, u, 0.0), rng)
 
 
 @CHOKERS.register("propshare")
-class PropShare(BaseChoker):
+class PropShare(SeedsLikeMainline):
     """PropShare (Levin et al., SIGCOMM 2008, "BitTorrent is an auction"): each round, split
     ``1 - optimistic_share`` of the upload among the peers that sent us data last round, in
     proportion to what each sent; the rest goes to ``optimistic_peers`` interested peers in
@@ -113,14 +123,6 @@ class PropShare(BaseChoker):
         unchoke_slots: int = Field(8, ge=1, description="contributors paid at most")
         optimistic_share: float = Field(0.1, gt=0, lt=1)
         optimistic_peers: int = Field(1, ge=1)
-
-    def setup(self, n_peers: int, max_connections: int) -> None:
-        self.mainline = Mainline(
-            Mainline.Params(
-                interval_s=self.params.interval_s, unchoke_slots=self.params.unchoke_slots
-            )
-        )
-        self.mainline.setup(n_peers, max_connections)
 
     def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
         p = self.params
@@ -138,11 +140,7 @@ class PropShare(BaseChoker):
         n_opt = np.maximum(opt.sum(axis=1, keepdims=True), 1)
         share_opt = np.where(total > 0, p.optimistic_share, 1.0) / n_opt
         out = np.where(contrib, (1 - p.optimistic_share) * given / np.maximum(total, 1e-12), 0.0)
-        out = np.where(opt, share_opt, out)
-        if view.is_seed.any():
-            seeds = np.flatnonzero(view.is_seed)
-            out[seeds] = self.mainline.rechoke(view.take(seeds), rng)
-        return out
+        return self.seeds_like_mainline(view, np.where(opt, share_opt, out), rng)
 
 
 @CHOKERS.register("block_tft")

@@ -60,8 +60,29 @@ def _argmin_over(wanted: np.ndarray, score: np.ndarray) -> int | None:
     return int(idx[score[idx].argmin()])
 
 
+class Picker:
+    """The shared frame of every picker: partial pieces first (strict priority), then the
+    picker's own ``choose``, then, in endgame, an in-flight piece from one more source."""
+
+    Params = PickerParams
+
+    def __init__(self, params: PickerParams):
+        self.params = params
+
+    def pick(self, view: PickView, rng: np.random.Generator) -> int | None:
+        piece = _partial_first(view) if view.partial else None
+        if piece is None:
+            piece = self.choose(view, rng)
+        if piece is None and view.endgame and self.params.endgame:
+            return _endgame(view)
+        return piece
+
+    def choose(self, view: PickView, rng: np.random.Generator) -> int | None:
+        raise NotImplementedError
+
+
 @PICKERS.register("rarest_first")
-class RarestFirst:
+class RarestFirst(Picker):
     """Rarest first over the downloader's own neighbourhood (BEP 3, libtorrent ``piece_picker``).
 
     The first ``random_first_pieces`` pieces are picked at random (mainline's
@@ -72,55 +93,25 @@ class RarestFirst:
     class Params(PickerParams):
         random_first_pieces: int = Field(4, ge=0, description="pieces picked at random first")
 
-    def __init__(self, params: Params):
-        self.params = params
-
-    def pick(self, view: PickView, rng: np.random.Generator) -> int | None:
-        piece = _partial_first(view) if view.partial else None
-        if piece is not None:
-            return piece
+    def choose(self, view: PickView, rng: np.random.Generator) -> int | None:
         if view.have_pieces < self.params.random_first_pieces:
-            piece = _argmin_over(view.wanted, view.tie_rank())
-        else:
-            piece = _argmin_over(view.wanted, view.rarity)
-        if piece is None and view.endgame and self.params.endgame:
-            return _endgame(view)
-        return piece
+            return _argmin_over(view.wanted, view.tie_rank())
+        return _argmin_over(view.wanted, view.rarity)
 
 
 @PICKERS.register("random")
-class RandomPicker:
+class RandomPicker(Picker):
     """Uniformly random among the pieces the uploader can give (the rarest-first control)."""
 
-    Params = PickerParams
-
-    def __init__(self, params: PickerParams):
-        self.params = params
-
-    def pick(self, view: PickView, rng: np.random.Generator) -> int | None:
-        piece = _partial_first(view) if view.partial else None
-        if piece is not None:
-            return piece
+    def choose(self, view: PickView, rng: np.random.Generator) -> int | None:
         idx = view.wanted.nonzero()[0]
-        if idx.size:
-            return int(idx[rng.integers(idx.size)])
-        return _endgame(view) if view.endgame and self.params.endgame else None
+        return int(idx[rng.integers(idx.size)]) if idx.size else None
 
 
 @PICKERS.register("sequential")
-class Sequential:
+class Sequential(Picker):
     """Lowest-index piece first, as a streaming client does (libtorrent sequential_download)."""
 
-    Params = PickerParams
-
-    def __init__(self, params: PickerParams):
-        self.params = params
-
-    def pick(self, view: PickView, rng: np.random.Generator) -> int | None:
-        piece = _partial_first(view) if view.partial else None
-        if piece is not None:
-            return piece
+    def choose(self, view: PickView, rng: np.random.Generator) -> int | None:
         first = int(view.wanted.argmax())
-        if view.wanted[first]:
-            return first
-        return _endgame(view) if view.endgame and self.params.endgame else None
+        return first if view.wanted[first] else None
