@@ -130,13 +130,88 @@ def _print_summary(result) -> None:
 def validate(
     scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="override: path=value")] = None,
+    live_runs: Annotated[
+        int, typer.Option(help="also run N live libtorrent swarms and compare")
+    ] = 0,
+    sim_runs: Annotated[int, typer.Option(help="simulator replications for the comparison")] = 3,
+    tolerance: Annotated[float, typer.Option(help="allowed relative error of the median")] = 0.10,
+    out: Annotated[Path | None, typer.Option(help="folder for runs, report and figure")] = None,
 ) -> None:
-    """Check a scenario and print it resolved (every default filled in), or say what is wrong."""
+    """Check a scenario and print it resolved; with --live-runs, compare the simulator against
+    live libtorrent peers on it and exit 1 when the median completion time is off by more than
+    --tolerance."""
     sc = _load(scenario, set_)
-    console.print(yaml.safe_dump(sc.resolved(), sort_keys=False), end="", highlight=False)
+    if not live_runs:
+        console.print(yaml.safe_dump(sc.resolved(), sort_keys=False), end="", highlight=False)
+        console.print(
+            f"# ok: {sc.n_peers} peers, {sc.torrent.n_pieces} pieces, hash {sc.digest()[:12]}"
+        )
+        return
+    from swarmsim import plots
+    from swarmsim.live.compare import compare
+    from swarmsim.live.harness import run_live
+    from swarmsim.live.settings import check_live
+    from swarmsim.simulate import simulate
+
+    try:
+        check_live(sc)
+    except ScenarioError as exc:
+        raise _fail(exc) from None
+    out = out or Path("results") / "validate" / sc.name
+    _sigterm_as_interrupt()
+    sims = [simulate(sc, seed=sc.seed + k, out=out / f"sim-{k}") for k in range(sim_runs)]
+    lives = []
+    for k in range(live_runs):
+        r = run_live(sc, seed=sc.seed + k, out=out / f"live-{k}")
+        if r.manifest["status"] == "ok":
+            lives.append(r)
+        else:
+            err.print(f"live run {k} is invalid and left out: {r.manifest['error']}")
+    if not lives:
+        raise _fail(SwarmsimError("no valid live run to compare with"), 1)
+    report = compare(sims, lives)
+    (out / "validation.json").write_text(json.dumps(report, indent=2))
+    fig = plots.figure("sim-vs-live", [sims[0], lives[0]])
+    plots.save(fig, out / "sim-vs-live")
+    m = report["median_s"]
+    spread = "" if m["live_spread"] is None else f", live run-to-run spread {m['live_spread']:.1%}"
     console.print(
-        f"# ok: {sc.n_peers} peers, {sc.torrent.n_pieces} pieces, hash {sc.digest()[:12]}"
+        f"median completion: sim {m['sim']:.1f} s, live {m['live']:.1f} s "
+        f"({m['error']:+.1%}{spread})"
     )
+    console.print(
+        f"p90: sim {report['p90_s']['sim']:.1f} s, live {report['p90_s']['live']:.1f} s "
+        f"({report['p90_s']['error']:+.1%}); per-peer median |error| "
+        f"{report['per_peer_error']['median_abs']:.1%}; KS distance {report['ks_distance']:.2f}"
+    )
+    console.print(f"report: {out}/validation.json, figure: {out}/sim-vs-live.png")
+    if abs(m["error"]) > tolerance:
+        raise typer.Exit(1)
+
+
+@app.command()
+def live(
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML file (libtorrent choker)")],
+    runs: Annotated[int, typer.Option(help="number of live runs")] = 1,
+    out: Annotated[Path | None, typer.Option(help="folder (default results/live/NAME)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override: path=value")] = None,
+) -> None:
+    """Run the scenario's peers as real libtorrent sessions on 127.0.0.1."""
+    from swarmsim.live.harness import run_live
+
+    sc = _load(scenario, set_)
+    out = out or Path("results") / "live" / sc.name
+    _sigterm_as_interrupt()
+    for k in range(runs):
+        try:
+            r = run_live(sc, seed=sc.seed + k, out=out / f"run-{k}")
+        except ScenarioError as exc:
+            raise _fail(exc) from None
+        except KeyboardInterrupt:
+            err.print("interrupted: sessions shut down; the run folder records status failed")
+            raise typer.Exit(130) from None
+        _print_summary(r)
+        console.print(f"run {k}: status {r.manifest['status']} -> {out / f'run-{k}'}")
 
 
 @app.command()

@@ -26,6 +26,21 @@ from swarmsim.policies import ARRIVALS, BANDWIDTH, CHOKERS, DEPARTURES, PICKERS
 from swarmsim.rng import Streams
 
 
+def plan_peers(scenario, streams: Streams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every peer's (class index, join time, starts as seed), in join order: by time, seeds
+    first, random among equals. The live harness uses it too, so both join alike."""
+    cls, join, seed = [], [], []
+    for ci, pc in enumerate(scenario.peers):
+        times = pc.arrival.build(ARRIVALS).join_times(pc.count, streams.get(f"arrivals/{pc.name}"))
+        cls.append(np.full(len(times), ci))
+        join.append(np.asarray(times, dtype=float))
+        seed.append(np.full(len(times), pc.starts_as == "seed"))
+    cls, join, seed = np.concatenate(cls), np.concatenate(join), np.concatenate(seed)
+    tie = streams.get("join_order").random(len(join))
+    order = np.lexsort((tie, ~seed, join))
+    return cls[order], join[order], seed[order]
+
+
 def pack_words(bits: np.ndarray) -> np.ndarray:
     """Bitfields as little-endian uint64 words: piece ``p`` is bit ``p & 63`` of word ``p >> 6``."""
     n, p = bits.shape
@@ -122,21 +137,8 @@ class Swarm(Exchange):
     # --- set-up --------------------------------------------------------------------------
     def _setup_peers(self) -> None:
         sc = self.scenario
-        cls, join, seed = [], [], []
-        for ci, pc in enumerate(sc.peers):
-            times = pc.arrival.build(ARRIVALS).join_times(
-                pc.count, self.streams.get(f"arrivals/{pc.name}")
-            )
-            cls.append(np.full(len(times), ci))
-            join.append(np.asarray(times, dtype=float))
-            seed.append(np.full(len(times), pc.starts_as == "seed"))
-        cls, join, seed = np.concatenate(cls), np.concatenate(join), np.concatenate(seed)
-        tie = self.streams.get("join_order").random(len(join))
-        order = np.lexsort((tie, ~seed, join))  # by time; seeds first; random among equals
-        self.n_peers = len(order)
-        self.peer_class = cls[order]
-        self.join_s = join[order]
-        self.starts_seed = seed[order]
+        self.peer_class, self.join_s, self.starts_seed = plan_peers(sc, self.streams)
+        self.n_peers = len(self.join_s)
         classes = sc.peers
         self.class_names = [c.name for c in classes]
         self.up_bps = np.array(
