@@ -251,9 +251,8 @@ def plot_compare(ax, table: pd.DataFrame, metric: str, by: str = "label") -> Non
         rows.append((str(name), v.mean() if v.size else np.nan, half, v.size))
     names, means, halves, counts = zip(*rows, strict=True)
     ax.errorbar(np.arange(len(names)), means, yerr=halves, fmt="o", capsize=3)
-    ax.set_xticks(
-        np.arange(len(names)), [f"{n}\n(n={c})" for n, c in zip(names, counts, strict=True)]
-    )
+    ax.set_xticks(np.arange(len(names)), [f"{n} (n={c})" for n, c in zip(names, counts, strict=True)],
+                  rotation=25, ha="right")
     ax.set_ylabel(metric.replace("_s", " (s)").replace("_", " "))
     ax.set_xlabel(by)
 

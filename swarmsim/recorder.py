@@ -111,9 +111,18 @@ class Recorder:
         a.append(start_s)
         b.append(end_s)
 
-    def auction(self, t: float, provider: int, bidders: int, winners: int, price: float) -> None:
-        """One provider's uniform-price auction of its paid slots (bid incentive)."""
-        self._auctions.append((t, provider, bidders, winners, price))
+    def auctions(self, t: float, providers, bidders, winners, prices) -> None:
+        """Several providers' auctions at one instant."""
+        self._auctions.extend(
+            zip(
+                [t] * len(providers),
+                np.asarray(providers).tolist(),
+                np.asarray(bidders).tolist(),
+                np.asarray(winners).tolist(),
+                np.asarray(prices).tolist(),
+                strict=True,
+            )
+        )
 
     def auctions_table(self) -> pd.DataFrame:
         cols = list(AUCTIONS_SCHEMA)

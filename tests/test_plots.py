@@ -87,7 +87,7 @@ def test_compare_draws_means_with_intervals(result):
     fig = plots.figure("compare", [result, other], metric="mean_download_s")
     ax = fig.axes[0]
     assert len(ax.get_xticklabels()) == 1  # both runs are scenario 'tiny'
-    assert "n=2" in ax.get_xticklabels()[0].get_text()
+    assert "(n=2)" in ax.get_xticklabels()[0].get_text()
 
 
 def test_files_are_deterministic_and_the_cli_writes_them(result, tmp_path):

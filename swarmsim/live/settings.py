@@ -65,12 +65,8 @@ def check_live(sc: Scenario) -> None:
             where = f"peers[{i}].departure" if pc.departure else "departure"
             problems.append((where, f"{dep.name!r}: live runs support {sorted(LIVE_DEPARTURES)}"))
         if dep is not None and dep.params.abort_rate_per_s > 0:
-            problems.append(
-                (
-                    f"{'peers[%d].' % i if pc.departure else ''}departure.abort_rate_per_s",
-                    "aborts are not replayed live",
-                )
-            )
+            where = f"peers[{i}].departure" if pc.departure else "departure"
+            problems.append((f"{where}.abort_rate_per_s", "aborts are not replayed live"))
     if problems:
         raise ScenarioError(problems, f"{sc.name} (live)")
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from swarmsim.engine.views import ChokeView
 from swarmsim.ledger import MINT, Ledger
+from swarmsim.policies.choking import first_k
 from swarmsim.registry import Registry
 
 INCENTIVES = Registry("incentive", "how tokens move and who gets served")
@@ -134,7 +135,8 @@ class Bid(BaseIncentive):
         super().setup(ctx)
         n = len(ctx.online)
         self.bid = np.zeros(n)
-        self.price: list[dict[int, float]] = [{} for _ in range(n)]  # provider: winner -> per byte
+        self.price = np.zeros(n)  # each provider's clearing price, tokens per byte
+        self.winners: dict[int, frozenset[int]] = {}  # provider -> peers that won its auction
 
     def _rebid(self, peers: np.ndarray) -> None:
         c = self.ctx
@@ -148,44 +150,44 @@ class Bid(BaseIncentive):
     def adjust(self, view: ChokeView, out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if not view.periodic:
             return out  # winners hold their slots until the next round
+        for u in view.peers.tolist():  # last round's winners lose their slot and price
+            self.winners.pop(u, None)
         nbr = np.maximum(view.nbr, 0)
         live = np.unique(nbr[view.valid])
         if live.size:
             self._rebid(live)
         bids = np.where(view.valid, self.bid[nbr], 0.0)
         eligible = view.interested & (bids > 0)
-        for u in view.peers.tolist():  # the last round's winners lose their price
-            if self.price[u]:
-                self.price[u] = {}
-        if not eligible.any():
+        rows = np.flatnonzero(eligible.any(axis=1))
+        if rows.size == 0:
             return out
-        k = self.params.paid_slots
-        winners, price = uniform_price_auction(bids, eligible, k, view.received_rate_bps(1))
+        rate = view.received_rate_bps(1)
+        won, price = uniform_price_auction(
+            bids[rows], eligible[rows], self.params.paid_slots, rate[rows]
+        )
+        proposed = out[rows] > 0
+        # the choker keeps its best other picks for the slots left (optimistic ones included)
+        free = np.maximum(proposed.sum(axis=1) - won.sum(axis=1), 1)
+        order = np.argsort(np.where(proposed & ~won, -rate[rows], np.inf), axis=1, kind="stable")
+        keep = first_k(order, proposed & ~won, free)
         result = out.copy()
-        for b in np.flatnonzero(eligible.any(axis=1)).tolist():
-            u = int(view.peers[b])
-            won = np.flatnonzero(winners[b])
-            free = max(int((out[b] > 0).sum()) - won.size, 1)  # the choker keeps the rest
-            keep = np.flatnonzero((out[b] > 0) & ~winners[b])
-            if keep.size > free:
-                keep = keep[np.argsort(-view.received_rate_bps(1)[b][keep], kind="stable")[:free]]
-            row = np.zeros(out.shape[1], dtype=out.dtype)
-            row[won] = 1
-            row[keep] = out[b][keep]
-            result[b] = row
-            self.price[u] = {int(view.nbr[b, s]): float(price[b]) for s in won.tolist()}
-            self.ctx.recorder.auction(
-                view.now_s, u, int(eligible[b].sum()), won.size, float(price[b])
-            )
+        result[rows] = np.where(won, 1, np.where(keep, out[rows], 0)).astype(out.dtype)
+        providers = view.peers[rows]
+        self.price[providers] = price
+        for b, u in enumerate(providers.tolist()):
+            self.winners[u] = frozenset(view.nbr[rows[b]][won[b]].tolist())
+        self.ctx.recorder.auctions(
+            view.now_s, providers, eligible[rows].sum(axis=1), won.sum(axis=1), price
+        )
         return result
 
     def on_piece(
         self, t: float, uploader: int, downloader: int, nbytes: float, duration_s: float = 0.0
     ) -> None:
-        price = self.price[uploader].get(downloader)
-        if price:
-            paid = self.ledger.transfer(t, downloader, uploader, price * nbytes, "bid")
-            if paid < price * nbytes:
+        won = self.winners.get(uploader)
+        if won and downloader in won and self.price[uploader] > 0:
+            due = self.price[uploader] * nbytes
+            if self.ledger.transfer(t, downloader, uploader, due, "bid") < due:
                 self.bid[downloader] = 0.0  # the wallet ran dry
 
 
