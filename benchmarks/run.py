@@ -4,6 +4,8 @@
     python benchmarks/run.py flash-10k        # any benchmarks/NAME.yaml (or a path)
     python benchmarks/run.py --profile flash-1k   # pyinstrument profile to benchmarks/NAME.html
     python benchmarks/run.py flash-1k --set "choker={name: libtorrent}"   # any override
+    python benchmarks/run.py flash-1k --chokers   # every registered choker, ratio to mainline
+    python benchmarks/run.py flash-1k flash-1k-bid  # issue 4: bid within 1.5x of none
 
 Each scenario runs in a fresh process so that peak RSS is its own. Targets (ISSUE 2):
 flash-1k < 20 s and > 50,000 piece transfers per wall second; flash-10k < 10 min, < 4 GiB.
@@ -68,17 +70,36 @@ def main() -> None:
         default=[],
         help="scenario override path=value (repeatable)",
     )
+    ap.add_argument(
+        "--chokers",
+        action="store_true",
+        help="run each scenario once per registered choker and report the wall-time ratio to "
+        "mainline (issue 3: none more than 2x)",
+    )
     args = ap.parse_args()
+    variants = [[]]
+    if args.chokers:
+        from swarmsim.policies import CHOKERS
+
+        names = sorted(CHOKERS.names(), key=lambda n: n != "mainline")
+        variants = [[f"choker={{name: {n}}}"] for n in names]
     for name in args.names:
         path = Path(name) if name.endswith(".yaml") else HERE / f"{name}.yaml"
-        row = run_one(path, args.profile, args.overrides)
-        label = " ".join([path.stem, *args.overrides])
-        print(
-            f"{label}: "
-            + ", ".join(
-                f"{k}={v:,.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+        base = None
+        for extra in variants:
+            overrides = [*args.overrides, *extra]
+            row = run_one(path, args.profile, overrides)
+            if "wall_s" in row:
+                base = base or row["wall_s"]
+                row["vs_first"] = row["wall_s"] / base
+            label = " ".join([path.stem, *overrides])
+            print(
+                f"{label}: "
+                + ", ".join(
+                    f"{k}={v:,.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                ),
+                flush=True,
             )
-        )
 
 
 if __name__ == "__main__":

@@ -171,7 +171,7 @@ def validate(
         raise _fail(SwarmsimError("no valid live run to compare with"), 1)
     report = compare(sims, lives)
     (out / "validation.json").write_text(json.dumps(report, indent=2))
-    fig = plots.figure("sim-vs-live", [sims[0], lives[0]])
+    fig = plots.figure("sim-vs-live", sims + lives)
     plots.save(fig, out / "sim-vs-live")
     m = report["median_s"]
     spread = "" if m["live_spread"] is None else f", live run-to-run spread {m['live_spread']:.1%}"

@@ -19,7 +19,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from swarmsim.analysis import analytic  # noqa: E402
-from swarmsim.analysis.metrics import download_times, gini, token_flows  # noqa: E402
+from swarmsim.analysis.metrics import (  # noqa: E402
+    download_times,
+    gini,
+    progress_curve,
+    token_flows,
+)
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 WIDTHS = {"single": 3.5, "double": 7.16}
@@ -238,6 +243,47 @@ def plot_earnings(ax, result) -> None:
     ax.legend(loc="upper right")
 
 
+def _by_source(results) -> dict[str, list]:
+    groups: dict[str, list] = {}
+    for r in results:
+        groups.setdefault(r.manifest.get("source", "sim"), []).append(r)
+    return groups
+
+
+SOURCE_LABEL = {"sim": "simulator", "live": "live libtorrent"}
+
+
+def plot_source_cdf(ax, results) -> None:
+    """Download-time CDF pooled over the runs of each source (simulator, live)."""
+    for source, runs in _by_source(results).items():
+        t = np.sort(np.concatenate([download_times(r.peers).to_numpy() for r in runs]))
+        n = sum(int((~r.peers.starts_as_seed).sum()) for r in runs)
+        ax.step(
+            np.concatenate([[0.0], t]),
+            np.arange(t.size + 1) / max(n, 1),
+            where="post",
+            label=f"{SOURCE_LABEL.get(source, source)} ({len(runs)} run{'s' * (len(runs) > 1)})",
+        )
+    ax.set_xlabel("download time (s)")
+    ax.set_ylabel("fraction of peers done")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="upper left")
+
+
+def plot_progress(ax, results, points: int = 200) -> None:
+    """Swarm progress: the share of all (leecher, piece) pairs done over time, averaged over
+    the runs of each source -- where in the download sim and live part ways."""
+    end = max(float(r.manifest.get("sim_time_s") or r.peers.complete_s.max()) for r in results)
+    grid = np.linspace(0.0, end, points)
+    for source, runs in _by_source(results).items():
+        curve = np.mean([progress_curve(r, grid) for r in runs], axis=0)
+        ax.plot(grid, curve, label=SOURCE_LABEL.get(source, source))
+    ax.set_xlabel("time since start (s)")
+    ax.set_ylabel("share of pieces downloaded")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="upper left")
+
+
 def plot_compare(ax, table: pd.DataFrame, metric: str, by: str = "label") -> None:
     """Mean of ``metric`` per group with a 95 % confidence interval (t distribution)."""
     from scipy import stats
@@ -251,8 +297,12 @@ def plot_compare(ax, table: pd.DataFrame, metric: str, by: str = "label") -> Non
         rows.append((str(name), v.mean() if v.size else np.nan, half, v.size))
     names, means, halves, counts = zip(*rows, strict=True)
     ax.errorbar(np.arange(len(names)), means, yerr=halves, fmt="o", capsize=3)
-    ax.set_xticks(np.arange(len(names)), [f"{n} (n={c})" for n, c in zip(names, counts, strict=True)],
-                  rotation=25, ha="right")
+    ax.set_xticks(
+        np.arange(len(names)),
+        [f"{n} (n={c})" for n, c in zip(names, counts, strict=True)],
+        rotation=25,
+        ha="right",
+    )
     ax.set_ylabel(metric.replace("_s", " (s)").replace("_", " "))
     ax.set_xlabel(by)
 
@@ -304,12 +354,16 @@ def figure(
             plot_lorenz(axes[0, 0], results[0])
             plot_earnings(axes[0, 1], results[0])
             return fig
+        if kind == "sim-vs-live":
+            fig, axes = new_figure(2, 1, "double", 2.6)
+            plot_source_cdf(axes[0, 0], results)
+            plot_progress(axes[0, 1], results)
+            fig.suptitle(f"{results[0].manifest['scenario']['name']}: simulator vs live libtorrent")
+            return fig
         fig, axes = new_figure(1, 1, size)
         ax = axes[0, 0]
-        if kind in ("cdf", "sim-vs-live"):
+        if kind == "cdf":
             plot_cdf(ax, results)
-            if kind == "sim-vs-live":
-                ax.set_title("simulator vs live libtorrent")
         elif kind == "population":
             plot_population(ax, results[0])
         elif kind == "availability":

@@ -41,11 +41,24 @@ def test_cdf_one_line_per_class_and_the_kumar_ross_bound(result):
     assert fast.get_ydata()[-1] == pytest.approx(1.0)  # every fast peer finished
 
 
-def test_cdf_of_several_results_has_one_line_each(result):
-    other = swarmsim.simulate(TINY, seed=9)
-    fig = plots.figure("sim-vs-live", [result, other])
-    data_lines = [ln for ln in lines(fig.axes[0]) if "Kumar-Ross" not in ln.get_label()]
-    assert len(data_lines) == 2
+def test_sim_vs_live_pools_runs_per_source_and_draws_progress(result):
+    sims = [result, swarmsim.simulate(result.scenario, seed=9)]
+    live = swarmsim.simulate(result.scenario, seed=10)
+    live.manifest = {**live.manifest, "source": "live"}  # stands in for a harness run
+    fig = plots.figure("sim-vs-live", sims + [live])
+    cdf, progress = fig.axes
+    assert [ln.get_label() for ln in lines(cdf)] == [
+        "simulator (2 runs)",
+        "live libtorrent (1 run)",
+    ]
+    pooled = lines(cdf)[0]
+    n_leechers = int((~result.peers.starts_as_seed).sum())
+    assert len(pooled.get_xdata()) == 2 * n_leechers + 1  # every leecher of both runs
+    assert [ln.get_label() for ln in lines(progress)] == ["simulator", "live libtorrent"]
+    for ln in lines(progress):
+        y = np.asarray(ln.get_ydata())
+        assert np.all(np.diff(y) >= 0) and y[-1] == pytest.approx(1.0)  # all pieces arrive
+    assert progress.get_ylabel() == "share of pieces downloaded"
 
 
 def test_population_and_fluid_reference():

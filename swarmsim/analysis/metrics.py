@@ -117,3 +117,12 @@ def summarize(
     if auctions is not None and len(auctions):
         out["mean_clearing_price_per_mib"] = float(auctions["price_per_byte"].mean() * 2**20)
     return out
+
+
+def progress_curve(result, grid: np.ndarray) -> np.ndarray:
+    """Share of all (leecher, piece) pairs done by each time of ``grid``."""
+    leechers = int((~result.peers.starts_as_seed).sum())
+    sc = result.scenario["torrent"]
+    total = leechers * int(np.ceil(sc["file_bytes"] / sc["piece_bytes"]))
+    t = np.sort(result.pieces.t_s.to_numpy())
+    return np.searchsorted(t, grid, side="right") / max(total, 1)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from swarmsim.analysis.metrics import download_times
+from swarmsim.analysis.metrics import download_times, progress_curve
 
 
 def _per_peer(results) -> pd.DataFrame:
@@ -18,15 +18,6 @@ def _per_peer(results) -> pd.DataFrame:
         p = r.peers[~r.peers.starts_as_seed].set_index("peer_id")
         cols[k] = p.complete_s - p.join_s
     return pd.DataFrame(cols)
-
-
-def progress_curve(result, grid: np.ndarray) -> np.ndarray:
-    """Share of all (leecher, piece) pairs done by each time of ``grid``."""
-    leechers = int((~result.peers.starts_as_seed).sum())
-    sc = result.scenario["torrent"]
-    total = leechers * int(np.ceil(sc["file_bytes"] / sc["piece_bytes"]))
-    t = np.sort(result.pieces.t_s.to_numpy())
-    return np.searchsorted(t, grid, side="right") / max(total, 1)
 
 
 def compare(sim: list, live: list) -> dict:
