@@ -55,3 +55,27 @@ def test_scenarios_a_live_run_cannot_honour_are_refused_by_field():
     fields = dict(info.value.problems)
     assert {"peers", "choker.name", "incentive.name", "tracker.peers_per_announce"} <= set(fields)
     assert "5001 peers" in fields["peers"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "tolerance"), [("live-small", 0.10), ("live-small-mixed", 0.15)], ids=str
+)
+def test_simulator_median_matches_five_live_runs(name, tolerance, tmp_path):
+    """Issue 7's validation claim: the simulator's median completion time within 10 %
+    (homogeneous) / 15 % (three upload classes) of the mean over 5 live runs. About 3.5 and
+    5 minutes; README "Live validation" reports the figures and the live spread."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from swarmsim.cli import app
+
+    scenario = Path(__file__).resolve().parents[1] / "scenarios" / f"{name}.yaml"
+    out = tmp_path / name
+    args = ["validate", str(scenario), "--live-runs", "5", "--sim-runs", "3"]
+    res = CliRunner().invoke(app, [*args, "--tolerance", str(tolerance), "--out", str(out)])
+    report = json.loads((out / "validation.json").read_text())
+    assert report["live_runs"] == 5, res.output  # every live run passed its rate check
+    assert abs(report["median_s"]["error"]) <= tolerance, report["median_s"]
+    assert res.exit_code == 0, res.output
