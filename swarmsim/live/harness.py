@@ -51,9 +51,12 @@ def make_torrent(lt, folder: Path, sc: Scenario, seed: int):
             n = min(left, 1 << 22)
             f.write(rng.integers(0, 256, n, dtype=np.uint8).tobytes())
             left -= n
-    fs = lt.file_storage()
-    lt.add_files(fs, str(payload))
-    t = lt.create_torrent(fs, sc.torrent.piece_bytes, flags=lt.create_torrent.v1_only)
+    if hasattr(lt, "list_files"):  # libtorrent >= 2.1; add_files is deprecated there
+        files = lt.list_files(str(payload))
+    else:
+        files = lt.file_storage()
+        lt.add_files(files, str(payload))
+    t = lt.create_torrent(files, sc.torrent.piece_bytes, flags=lt.create_torrent.v1_only)
     lt.set_piece_hashes(t, str(folder))
     return lt.torrent_info(t.generate()), payload
 
