@@ -69,9 +69,21 @@ class Exchange:
             self._at(0.0, self._on_event_rechoke, None)
         self._rechoke_pending.add(u)
 
+    def _request_tick_rechoke(self, u: int) -> None:
+        """Rechoke ``u`` at the next tick, in one batch with every peer due then: for
+        re-rankings that can wait as long as libtorrent's own 1 s choker tick would."""
+        if self.tick_s <= 0:
+            self._request_rechoke(u)
+            return
+        if not self._tick_pending:
+            t = (math.floor(self.env.now / self.tick_s + 1e-9) + 1) * self.tick_s
+            self._at(t - self.env.now, self._on_event_rechoke, self._tick_pending)
+        self._tick_pending.add(u)
+
     def _on_event_rechoke(self, ev) -> None:
-        peers = np.array(sorted(self._rechoke_pending), dtype=np.int64)
-        self._rechoke_pending.clear()
+        pending = self._rechoke_pending if ev._value is None else ev._value
+        peers = np.array(sorted(pending), dtype=np.int64)
+        pending.clear()
         peers = peers[self.online[peers]]
         if peers.size == 0:
             return
@@ -240,14 +252,23 @@ class Exchange:
         conns.pieces_recv[j, src.s_down] += 1
         self.economy.on_piece(src.up, j, dl.size, self.env.now - dl.start)
         u = src.up
+        cut = None
         if self.after_piece[u] and not self.is_seed[u]:  # block-level reciprocity, per piece
             su = src.s_up
-            if self.chokers[u].rechoke_after_piece(conns.sent[u, su], conns.recv[u, su]):
-                self._request_rechoke(u)
+            choker = self.chokers[u]
+            if choker.rechoke_after_piece(conns.sent[u, su], conns.recv[u, su]):
+                if choker.choke_after_piece:  # stop serving j now; re-rank at the next tick
+                    cut = src
+                    self._request_tick_rechoke(u)
+                else:
+                    self._request_rechoke(u)
         self._got_piece(j, p, src.up)
         for f in flows:
             if f.alive and f.dl is dl:
-                self._feed(f)
+                if f is cut:
+                    self._close(f)
+                else:
+                    self._feed(f)
         self.net.reflow()
 
     def _got_piece(self, j: int, p: int, src: int) -> None:

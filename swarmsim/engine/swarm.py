@@ -128,6 +128,7 @@ class Swarm(Exchange):
         self.rng_pick = self.streams.get("picker")
         self.rng_depart = self.streams.get("departure")
         self._rechoke_pending: set[int] = set()
+        self._tick_pending: set[int] = set()  # re-ranks due at the next tick
         self.pending_joins = N
         self.leechers = 0
         self.seeds = 0

@@ -31,7 +31,9 @@ class Choker(Protocol):
     rechoke_on_interest: bool
     #: optional ``rechoke_after_piece(sent_bytes, received_bytes) -> bool``: after each piece a
     #: leecher sends over a connection, whether it must rechoke at once (block-level
-    #: reciprocity); a choker without it is asked only at its rounds and events
+    #: reciprocity); a choker without it is asked only at its rounds and events.
+    #: ``choke_after_piece``: when that answer is yes, choke that connection at once and
+    #: re-rank the other slots at the next tick instead of rechoking the peer at once
 
     def setup(self, n_peers: int, max_connections: int) -> None: ...
 
@@ -47,6 +49,7 @@ class BaseChoker:
 
     rechoke_on_interest = False
     rechoke_after_piece = None
+    choke_after_piece = False
 
     def __init__(self, params):
         self.params = params

@@ -148,7 +148,11 @@ class BlockTFT(Mainline):
     """Block-level tit-for-tat (Bharambe, Herley, Padmanabhan, INFOCOM 2006): mainline's
     choker, but a leecher uploads to a neighbour only while the bytes it sent exceed the bytes
     it received by at most ``delta_blocks`` blocks. Checked after every piece sent (swarmsim
-    moves whole pieces, so a peer can overshoot by up to one piece before it is choked)."""
+    moves whole pieces, so a peer can overshoot by up to one piece before it is choked): the
+    connection is choked at once, and the freed slot is re-ranked at the next 1 s tick
+    together with every other peer's (libtorrent's choker granularity), not piece by piece."""
+
+    choke_after_piece = True
 
     class Params(Mainline.Params):
         delta_blocks: int = Field(2, ge=0, description="allowed lead in 16 KiB blocks")
