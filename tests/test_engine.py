@@ -179,3 +179,25 @@ def test_rerun_into_same_folder_replaces_it_whole(tiny, tmp_path):
         and first != (out / "manifest.json").read_text()
     )
     assert not (out / "pieces.parquet").exists()  # no stale table next to a failed manifest
+
+
+def _worst_lead(result) -> float:
+    """Largest bytes a leecher sent a neighbour beyond what it got back (initial seeds left out;
+    with leave-on-completion every other upload happens while the uploader is a leecher)."""
+    seeds = set(result.peers.peer_id[result.peers.starts_as_seed])
+    t = result.transfers.set_index(["uploader", "downloader"]).bytes
+    back = t.reindex([(d, u) for u, d in t.index], fill_value=0.0).to_numpy()
+    lead = pd.Series(t.to_numpy() - back, index=t.index)
+    return float(lead[[u not in seeds for u, _ in lead.index]].max())
+
+
+def test_block_tft_chokes_a_neighbour_within_a_piece_of_the_allowed_lead(tiny):
+    """Bharambe et al.'s rule, checked after every piece sent: a leecher's lead over any
+    neighbour never exceeds delta blocks plus the one piece in flight when it was crossed.
+    Mainline on the same swarm runs far past it, so the check has teeth."""
+    tiny["departure"] = {"name": "leave"}
+    tiny["choker"] = {"name": "block_tft", "delta_blocks": 2}
+    bound = 2 * 16384 + tiny["torrent"]["piece_bytes"]
+    assert _worst_lead(run(tiny)) <= bound * (1 + 1e-9)
+    tiny["choker"] = {"name": "mainline"}
+    assert _worst_lead(run(tiny)) > 2 * bound
