@@ -144,20 +144,14 @@ def plot_population(ax, result, reference: bool = True) -> None:
     ax.plot(ts.t_s, ts.seeds, label="seeds", drawstyle="steps-post")
     ss = fluid_reference(result) if reference else None
     if ss is not None:
-        ax.axhline(
-            ss.leechers,
-            color=OKABE_ITO[0],
-            linestyle="--",
-            linewidth=0.8,
-            label=f"fluid model: {ss.leechers:.0f} leechers",
-        )
-        ax.axhline(
-            ss.seeds,
-            color=OKABE_ITO[1],
-            linestyle="--",
-            linewidth=0.8,
-            label=f"fluid model: {ss.seeds:.0f} seeds",
-        )
+        for k, (value, what) in enumerate([(ss.leechers, "leechers"), (ss.seeds, "seeds")]):
+            ax.axhline(
+                value,
+                color=OKABE_ITO[k],
+                linestyle="--",
+                linewidth=0.8,
+                label=f"fluid model: {value:.0f} {what}",
+            )
     ax.set_xlabel("time (s)")
     ax.set_ylabel("peers online")
     ax.legend(loc="upper right")

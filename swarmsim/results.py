@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,20 @@ def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
     tmp = out / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=_jsonable))
     os.replace(tmp, out / MANIFEST)
+
+
+def write_failure(out: Path | None, manifest: dict[str, Any], exc: BaseException, wall_s: float):
+    """Record a run that raised (Ctrl-C included) as ``status: failed``: a folder that lost
+    its run must never look complete."""
+    if out is None:
+        return
+    manifest.update(
+        status="failed",
+        error=f"{type(exc).__name__}: {exc}",
+        traceback=traceback.format_exc(),
+        wall_time_s=wall_s,
+    )
+    write_manifest(out, manifest)
 
 
 def _jsonable(value: Any) -> Any:

@@ -7,7 +7,6 @@ write the result folder if asked. Whatever happens, a manifest says how the run 
 from __future__ import annotations
 
 import time
-import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,13 @@ from swarmsim.analysis.metrics import summarize
 from swarmsim.engine.invariants import check_invariants
 from swarmsim.engine.swarm import Swarm
 from swarmsim.recorder import Recorder, typed
-from swarmsim.results import TABLES, Result, prepare_folder, versions, write_manifest
+from swarmsim.results import (
+    TABLES,
+    Result,
+    prepare_folder,
+    versions,
+    write_failure,
+)
 from swarmsim.scenario import Scenario, load_scenario
 
 
@@ -88,14 +93,7 @@ def simulate(
         )
         result.manifest = manifest
     except BaseException as exc:  # KeyboardInterrupt too: the folder must say it failed
-        if folder is not None:
-            manifest.update(
-                status="failed",
-                error=f"{type(exc).__name__}: {exc}",
-                traceback=traceback.format_exc(),
-                wall_time_s=time.perf_counter() - wall0,
-            )
-            write_manifest(folder, manifest)
+        write_failure(folder, manifest, exc, time.perf_counter() - wall0)
         raise
     if folder is not None:
         result.write(folder)

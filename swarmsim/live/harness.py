@@ -12,7 +12,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from swarmsim.engine.swarm import plan_peers
 from swarmsim.live.settings import check_live, session_settings
 from swarmsim.policies import DEPARTURES
 from swarmsim.recorder import typed
-from swarmsim.results import Result, prepare_folder, versions, write_manifest
+from swarmsim.results import Result, prepare_folder, versions, write_failure
 from swarmsim.rng import Streams
 from swarmsim.scenario import Scenario
 
@@ -147,14 +146,7 @@ def run_live(
         result = _run(lt, sc, tmp, peers, manifest, progress)
         result.manifest = manifest
     except BaseException as exc:
-        if folder is not None:
-            manifest.update(
-                status="failed",
-                error=f"{type(exc).__name__}: {exc}",
-                traceback=traceback.format_exc(),
-                wall_time_s=time.perf_counter() - t0,
-            )
-            write_manifest(folder, manifest)
+        write_failure(folder, manifest, exc, time.perf_counter() - t0)
         raise
     finally:
         for p in peers:
