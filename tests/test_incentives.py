@@ -234,3 +234,45 @@ def test_scrip_economy_crashes_with_too_much_money():
         done[supply] = r.summary["completed"]
     assert done[15] > 2 * done[2], done
     assert done[40] < 0.5 * done[15], done
+
+
+def test_bid_auction_leaves_the_chokers_optimistic_unchoke_alone():
+    """BitTorrent Token white paper: optimistic slots are not auctioned. Provider 0 proposes
+    four unchokes (slots 0-3, slot 3 optimistic); bidders at slots 0, 1 and 4 win the three
+    paid slots, and the one slot left goes to the optimistic pick, not to the better-rated
+    tit-for-tat pick at slot 2."""
+    from types import SimpleNamespace
+
+    from swarmsim.engine.views import ChokeView
+    from swarmsim.ledger import Ledger
+    from swarmsim.policies.incentives import INCENTIVES, IncentiveContext
+
+    n = 7  # provider 0, neighbours 1..6 in slots 0..5
+    ledger = Ledger(n)
+    for peer in (1, 2, 5):  # the bidders: neighbours in slots 0, 1 and 4
+        ledger.grant(peer, 100.0)
+    auctions = []
+    ctx = IncentiveContext(
+        ledger=ledger,
+        recorder=SimpleNamespace(auctions=lambda *a: auctions.append(a)),
+        file_bytes=100 * 262144,
+        piece_bytes=262144,
+        online=np.ones(n, dtype=bool),
+        is_seed=np.zeros(n, dtype=bool),
+        have=np.full(n, 10),
+        uploaded=np.zeros(n),
+        downloaded=np.zeros(n),
+        group=np.full(n, -1),
+        self_dealing_bps=np.zeros(n),
+    )
+    bid = INCENTIVES.build("bid", {"paid_slots": 3})
+    bid.setup(ctx)
+    view = ChokeView.build(nbr=np.arange(1, 7), peers=[0], received_bps=[50, 40, 30, 20, 10, 0])
+    out = np.array([[True, True, True, True, False, False]])
+    view.optimistic = np.array([[False, False, False, True, False, False]])
+    got = bid.adjust(view, out, np.random.default_rng(0))[0] > 0
+    assert list(np.flatnonzero(got)) == [0, 1, 3, 4]  # paid 0, 1, 4; optimistic 3 kept
+    view.optimistic = None  # a choker that does not say: the best other pick by rate stays
+    got = bid.adjust(view, out, np.random.default_rng(0))[0] > 0
+    assert list(np.flatnonzero(got)) == [0, 1, 2, 4]
+    assert len(auctions) == 2

@@ -109,7 +109,9 @@ class Exchange:
                 else np.arange(len(peers))
             )
             view = SwarmChokeView(self, peers[rows], periodic)
-            out = np.asarray(self.choker_objs[k].rechoke(view, self.rng_choke))
+            choker = self.choker_objs[k]
+            out = np.asarray(choker.rechoke(view, self.rng_choke))
+            view.optimistic = getattr(choker, "optimistic", None)  # an auction leaves these
             out = np.asarray(self.economy.adjust(view, out))
             if (
                 out.shape != view.nbr.shape

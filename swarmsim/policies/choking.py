@@ -33,7 +33,9 @@ class Choker(Protocol):
     #: leecher sends over a connection, whether it must rechoke at once (block-level
     #: reciprocity); a choker without it is asked only at its rounds and events.
     #: ``choke_after_piece``: when that answer is yes, choke that connection at once and
-    #: re-rank the other slots at the next tick instead of rechoking the peer at once
+    #: re-rank the other slots at the next tick instead of rechoking the peer at once.
+    #: ``optimistic``: after ``rechoke``, a (B, C) mask of its unchokes that are optimistic
+    #: (None if the choker does not say); incentives that sell slots leave those alone
 
     def setup(self, n_peers: int, max_connections: int) -> None: ...
 
@@ -50,6 +52,7 @@ class BaseChoker:
     rechoke_on_interest = False
     rechoke_after_piece = None
     choke_after_piece = False
+    optimistic = None
 
     def __init__(self, params):
         self.params = params
@@ -203,6 +206,7 @@ class Mainline(BaseChoker):
     def _rechoke(self, view: ChokeView, rng, allowed: np.ndarray | None) -> np.ndarray:
         """``allowed`` (B, C), if given, further limits whom leechers may unchoke."""
         pos = self.rotation.positions(view, rng)
+        self.optimistic = np.zeros(view.nbr.shape, dtype=bool)  # _leechers fills its rows
         if not view.is_seed.any():
             return self._leechers(view, pos, allowed)
         out = np.zeros(view.nbr.shape, dtype=bool)
@@ -211,7 +215,9 @@ class Mainline(BaseChoker):
         out[seeds] = self._seeds(view.take(seeds), pos[seeds])
         if leechers.size:
             sub = None if allowed is None else allowed[leechers]
+            opt = self.optimistic
             out[leechers] = self._leechers(view.take(leechers), pos[leechers], sub)
+            opt[leechers], self.optimistic = self.optimistic, opt
         return out
 
     def _leechers(self, view: ChokeView, pos: np.ndarray, allowed=None) -> np.ndarray:
@@ -229,7 +235,8 @@ class Mainline(BaseChoker):
         preferred = top_k(view.received_rate_bps(self._window), pos, eligible, p.unchoke_slots - 1)
         n_opt = np.maximum(1, p.min_uploads - preferred.sum(axis=1))
         walk = np.argsort(pos, axis=1, kind="stable")
-        return preferred | first_k(walk, interested & ~preferred, n_opt)
+        self.optimistic = first_k(walk, interested & ~preferred, n_opt)
+        return preferred | self.optimistic
 
     def _seeds(self, view: ChokeView, pos: np.ndarray) -> np.ndarray:
         slots = self.params.unchoke_slots

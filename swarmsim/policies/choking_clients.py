@@ -144,7 +144,8 @@ class Libtorrent(BaseChoker):
             )
             order = np.lexsort((*self._seed_key(view), -view.received_bytes(1)), axis=1)
             out = keep | first_k(order, interested & ~keep, np.broadcast_to(free, slots.shape))
-            self.state.store(view, optimistic=optimistic & out)
+            self.optimistic = optimistic & out
+            self.state.store(view, optimistic=self.optimistic)
             return out
         # recalculate_unchoke_slots: regular slots by bytes received last round (0 for seeds)
         received = np.where(view.is_seed[:, None], 0.0, view.received_bytes(1))
@@ -160,6 +161,7 @@ class Libtorrent(BaseChoker):
             last[rows] = np.where(picks[rows], view.now_s, last[rows])
             self.state.store(view, last_optimistic=last)
         self.state.store(view, optimistic=optimistic)
+        self.optimistic = optimistic
         return regular | optimistic
 
 
@@ -213,4 +215,5 @@ class Transmission(BaseChoker):
                 left[b] = p.optimistic_rounds
         self._left[view.peers] = left
         self.state.store(view, optimistic=optimistic)
+        self.optimistic = optimistic
         return regular | optimistic

@@ -166,9 +166,14 @@ class Bid(BaseIncentive):
             bids[rows], eligible[rows], self.params.paid_slots, rate[rows]
         )
         proposed = out[rows] > 0
-        # the choker keeps its best other picks for the slots left (optimistic ones included)
+        # the slots left keep the choker's picks: its optimistic unchokes first (they are not
+        # auctioned, BitTorrent Token white paper), then its best others by rate
         free = np.maximum(proposed.sum(axis=1) - won.sum(axis=1), 1)
-        order = np.argsort(np.where(proposed & ~won, -rate[rows], np.inf), axis=1, kind="stable")
+        key = np.where(proposed & ~won, -rate[rows], np.inf)
+        optimistic = getattr(view, "optimistic", None)
+        if optimistic is not None:
+            key = np.where(optimistic[rows] & proposed & ~won, -np.inf, key)
+        order = np.argsort(key, axis=1, kind="stable")
         keep = first_k(order, proposed & ~won, free)
         result = out.copy()
         result[rows] = np.where(won, 1, np.where(keep, out[rows], 0)).astype(out.dtype)
