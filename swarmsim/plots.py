@@ -88,7 +88,7 @@ def plot_cdf(ax, results, by: str = "peer_class", bound: bool = True) -> None:
                 color="black",
                 linestyle="--",
                 linewidth=0.8,
-                label=f"Kumar-Ross bound on the last: {tmin:.0f} s",
+                label=f"Kumar-Ross $T_{{min}}$: {tmin:.0f} s",
             )
     ax.set_xlabel("download time (s)")
     ax.set_ylabel("fraction of peers done")
