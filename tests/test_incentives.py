@@ -236,11 +236,11 @@ def test_scrip_economy_crashes_with_too_much_money():
     assert done[40] < 0.5 * done[15], done
 
 
-def test_bid_auction_leaves_the_chokers_optimistic_unchoke_alone():
+def test_bid_auction_leaves_the_optimistic_unchoke_alone_and_winners_hold_their_slots():
     """BitTorrent Token white paper: optimistic slots are not auctioned. Provider 0 proposes
     four unchokes (slots 0-3, slot 3 optimistic); bidders at slots 0, 1 and 4 win the three
     paid slots, and the one slot left goes to the optimistic pick, not to the better-rated
-    tit-for-tat pick at slot 2."""
+    tit-for-tat pick at slot 2. Winners keep their slots until the next round."""
     from types import SimpleNamespace
 
     from swarmsim.engine.views import ChokeView
@@ -276,3 +276,11 @@ def test_bid_auction_leaves_the_chokers_optimistic_unchoke_alone():
     got = bid.adjust(view, out, np.random.default_rng(0))[0] > 0
     assert list(np.flatnonzero(got)) == [0, 1, 2, 4]
     assert len(auctions) == 2
+    # an event rechoke between rounds (say, someone lost interest): the choker alone would
+    # drop the paid slot 4; the winners keep what they paid for, and no new auction runs
+    between = ChokeView.build(
+        nbr=np.arange(1, 7), peers=[0], received_bps=[50, 40, 30, 20, 10, 0], periodic=False
+    )
+    between.optimistic = np.array([[False, False, False, True, False, False]])
+    got = bid.adjust(between, out, np.random.default_rng(0))[0] > 0
+    assert list(np.flatnonzero(got)) == [0, 1, 3, 4] and len(auctions) == 2

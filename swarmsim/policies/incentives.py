@@ -118,8 +118,9 @@ class Bid(BaseIncentive):
     """BitTorrent Speed (BitTorrent Token white paper v0.8.7): requesters bid tokens per byte;
     at each rechoke round a provider sells ``paid_slots`` upload slots by a uniform-price
     auction, every winner paying the highest losing bid, per byte, when each piece completes
-    (payment channels settle per piece). Optimistic slots are not auctioned: the choker's own
-    choice keeps the remaining slots. Automatic bidding: bid = spending_rate x balance /
+    (payment channels settle per piece); winners hold their slots until the next round, event
+    rechokes included. Optimistic slots are not auctioned: the slots left keep the choker's
+    picks, its optimistic unchokes first. Automatic bidding: bid = spending_rate x balance /
     remaining bytes, re-bid only when it moved by more than ``rebid_change``. A wallet that
     runs dry pays what it has and then bids 0. With no tokens anywhere nobody bids, and the
     run is exactly the ``none`` run."""
@@ -148,8 +149,27 @@ class Bid(BaseIncentive):
         self.bid[peers] = np.where(moved | (want == 0), want, old)
 
     def adjust(self, view: ChokeView, out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if not view.periodic:
-            return out  # winners hold their slots until the next round
+        if view.periodic:
+            rows, won = self._auction(view)
+        else:  # between rounds the winners keep the slots they paid for
+            rows, won = self._holding(view)
+        if rows.size == 0:
+            return out
+        proposed = out[rows] > 0
+        # the slots left keep the choker's picks: its optimistic unchokes first (they are not
+        # auctioned, BitTorrent Token white paper), then its best others by rate
+        free = np.maximum(proposed.sum(axis=1) - won.sum(axis=1), 1)
+        key = np.where(proposed & ~won, -view.received_rate_bps(1)[rows], np.inf)
+        optimistic = getattr(view, "optimistic", None)
+        if optimistic is not None:
+            key = np.where(optimistic[rows] & proposed & ~won, -np.inf, key)
+        keep = first_k(np.argsort(key, axis=1, kind="stable"), proposed & ~won, free)
+        result = out.copy()
+        result[rows] = np.where(won, 1, np.where(keep, out[rows], 0)).astype(out.dtype)
+        return result
+
+    def _auction(self, view: ChokeView) -> tuple[np.ndarray, np.ndarray]:
+        """Each provider's round: re-bid, sell ``paid_slots``, record winners and price."""
         for u in view.peers.tolist():  # last round's winners lose their slot and price
             self.winners.pop(u, None)
         nbr = np.maximum(view.nbr, 0)
@@ -160,23 +180,10 @@ class Bid(BaseIncentive):
         eligible = view.interested & (bids > 0)
         rows = np.flatnonzero(eligible.any(axis=1))
         if rows.size == 0:
-            return out
-        rate = view.received_rate_bps(1)
+            return rows, np.zeros((0, view.nbr.shape[1]), dtype=bool)
         won, price = uniform_price_auction(
-            bids[rows], eligible[rows], self.params.paid_slots, rate[rows]
+            bids[rows], eligible[rows], self.params.paid_slots, view.received_rate_bps(1)[rows]
         )
-        proposed = out[rows] > 0
-        # the slots left keep the choker's picks: its optimistic unchokes first (they are not
-        # auctioned, BitTorrent Token white paper), then its best others by rate
-        free = np.maximum(proposed.sum(axis=1) - won.sum(axis=1), 1)
-        key = np.where(proposed & ~won, -rate[rows], np.inf)
-        optimistic = getattr(view, "optimistic", None)
-        if optimistic is not None:
-            key = np.where(optimistic[rows] & proposed & ~won, -np.inf, key)
-        order = np.argsort(key, axis=1, kind="stable")
-        keep = first_k(order, proposed & ~won, free)
-        result = out.copy()
-        result[rows] = np.where(won, 1, np.where(keep, out[rows], 0)).astype(out.dtype)
         providers = view.peers[rows]
         self.price[providers] = price
         for b, u in enumerate(providers.tolist()):
@@ -184,7 +191,18 @@ class Bid(BaseIncentive):
         self.ctx.recorder.auctions(
             view.now_s, providers, eligible[rows].sum(axis=1), won.sum(axis=1), price
         )
-        return result
+        return rows, won
+
+    def _holding(self, view: ChokeView) -> tuple[np.ndarray, np.ndarray]:
+        """This round's winners that are still connected and interested, per provider."""
+        won = np.zeros(view.nbr.shape, dtype=bool)
+        for b, u in enumerate(view.peers.tolist()):
+            held = self.winners.get(u)
+            if held:
+                won[b] = np.isin(view.nbr[b], list(held))
+        won &= view.valid & view.interested
+        rows = np.flatnonzero(won.any(axis=1))
+        return rows, won[rows]
 
     def on_piece(
         self, t: float, uploader: int, downloader: int, nbytes: float, duration_s: float = 0.0
