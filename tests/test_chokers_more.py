@@ -39,32 +39,24 @@ def test_libtorrent_round_robin_demotes_a_peer_past_its_quota():
     sent[0] = 9e9  # the fastest by far, but its quota is done
     quota = np.zeros(10, dtype=int)
     quota[0] = 25
-    view = ChokeView.build(
-        10,
-        is_seed=True,
-        round=1,
-        now_s=500.0,
-        sent_bps=sent,
-        unchoked=[True] + [False] * 9,
-        last_unchoked_s=[300.0] + [-np.inf] * 9,
-        pieces_sent_since_unchoke=quota,
-        round_s=15.0,
-    )
-    regular = c.rechoke(view, rng())[0]
+
+    def seed_view():
+        return ChokeView.build(
+            10,
+            is_seed=True,
+            round=1,
+            now_s=500.0,
+            sent_bps=sent,
+            unchoked=[True] + [False] * 9,
+            last_unchoked_s=[300.0] + [-np.inf] * 9,
+            pieces_sent_since_unchoke=quota,
+            round_s=15.0,
+        )
+
+    regular = c.rechoke(seed_view(), rng())[0]
     assert not regular[0]
     quota[0] = 15  # under quota: it keeps its slot
-    view = ChokeView.build(
-        10,
-        is_seed=True,
-        round=1,
-        now_s=500.0,
-        sent_bps=sent,
-        unchoked=[True] + [False] * 9,
-        last_unchoked_s=[300.0] + [-np.inf] * 9,
-        pieces_sent_since_unchoke=quota,
-        round_s=15.0,
-    )
-    assert c.rechoke(view, rng())[0][0]
+    assert c.rechoke(seed_view(), rng())[0][0]
 
 
 @pytest.mark.parametrize(
