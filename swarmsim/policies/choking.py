@@ -206,18 +206,18 @@ class Mainline(BaseChoker):
     def _rechoke(self, view: ChokeView, rng, allowed: np.ndarray | None) -> np.ndarray:
         """``allowed`` (B, C), if given, further limits whom leechers may unchoke."""
         pos = self.rotation.positions(view, rng)
-        self.optimistic = np.zeros(view.nbr.shape, dtype=bool)  # _leechers fills its rows
         if not view.is_seed.any():
             return self._leechers(view, pos, allowed)
         out = np.zeros(view.nbr.shape, dtype=bool)
+        optimistic = np.zeros(view.nbr.shape, dtype=bool)  # seeds have no optimistic slot
         seeds = np.flatnonzero(view.is_seed)
         leechers = np.flatnonzero(~view.is_seed)
         out[seeds] = self._seeds(view.take(seeds), pos[seeds])
         if leechers.size:
             sub = None if allowed is None else allowed[leechers]
-            opt = self.optimistic
             out[leechers] = self._leechers(view.take(leechers), pos[leechers], sub)
-            opt[leechers], self.optimistic = self.optimistic, opt
+            optimistic[leechers] = self.optimistic
+        self.optimistic = optimistic
         return out
 
     def _leechers(self, view: ChokeView, pos: np.ndarray, allowed=None) -> np.ndarray:
