@@ -171,6 +171,23 @@ def test_propshare_splits_in_proportion_to_what_peers_gave():
     assert (w[2:] > 0).sum() == 1 and w[2:].sum() == pytest.approx(0.1)
 
 
+def test_propshare_holds_its_optimistic_peer_for_three_rounds_then_rotates():
+    """The optimistic peer keeps its slot for optimistic_rounds (BitTorrent's 30 s), so that
+    it can reciprocate; then the slot goes to the peer unchoked longest ago."""
+    c = build("propshare", 4)
+    last = np.array([50.0, 40.0, 30.0, 20.0])  # peer 3 waited longest since its last unchoke
+    picks = []
+    unchoked = np.zeros(4, dtype=bool)
+    for rnd in range(1, 6):
+        view = ChokeView.build(4, round=rnd, unchoked=unchoked, last_unchoked_s=last)
+        w = c.rechoke(view, rng())[0]
+        unchoked = w > 0
+        assert unchoked.sum() == 1 and w.sum() == pytest.approx(1.0)  # no contributor: all
+        picks.append(int(np.flatnonzero(unchoked)[0]))
+        last = np.where(unchoked & (last < 100.0), 100.0 + rnd, last)  # now unchoked
+    assert picks == [3, 3, 3, 2, 2]
+
+
 def test_block_tft_stops_serving_a_peer_too_far_in_our_debt():
     c = build("block_tft", 5, delta_blocks=2)
     sent = np.array([0, 0, 0, 10 * 16384, 0.0])

@@ -117,12 +117,29 @@ class PropShare(SeedsLikeMainline):
     rotation (10 % per REFERENCES.md; the paper's exact fraction is to be checked). With no
     contributor yet, the optimistic peers share everything. The paper pays every contributor;
     swarmsim pays the ``unchoke_slots`` largest (default 8), which keeps a peer's flows few.
+
+    An optimistic peer keeps its slot for ``optimistic_rounds`` rounds (default 3: BitTorrent's
+    30 s optimistic period, long enough for the peer to reciprocate, Cohen 2003) unless it
+    becomes a contributor. With 1 the rotation moves every round, and since a contribution is
+    only seen a round after it starts, two peers that take turns unchoking each other never
+    overlap: in a flash crowd 95 % of a round's unchokes were new the next round.
     Seeds behave like mainline."""
 
     class Params(ChokerParams):
         unchoke_slots: int = Field(8, ge=1, description="contributors paid at most")
         optimistic_share: float = Field(0.1, gt=0, lt=1)
         optimistic_peers: int = Field(1, ge=1)
+        optimistic_rounds: int = Field(
+            3, ge=1, description="rounds an optimistic peer keeps its slot"
+        )
+
+    def __init__(self, params: Params):
+        super().__init__(params)
+        self.state = SlotState()
+
+    def setup(self, n_peers: int, max_connections: int) -> None:
+        self.state.setup(n_peers, max_connections, opt_round=-np.inf)
+        super().setup(n_peers, max_connections)
 
     def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
         p = self.params
@@ -133,10 +150,18 @@ class PropShare(SeedsLikeMainline):
         contrib = top_k(given, view.connected_s, interested & (given > 0), p.unchoke_slots)
         given = np.where(contrib, given, 0.0)
         total = given.sum(axis=1, keepdims=True)
+        opt_round = self.state.rows(view)["opt_round"]
+        rnd = view.round[:, None]
+        candidates = interested & ~contrib
+        held = candidates & view.unchoked & (rnd - opt_round < p.optimistic_rounds)
         walk = np.argsort(
-            np.where(interested & ~contrib, view.last_unchoked_s, np.inf), axis=1, kind="stable"
+            np.where(candidates & ~held, view.last_unchoked_s, np.inf), axis=1, kind="stable"
         )  # longest since unchoked first: a rotation
-        opt = first_k(walk, interested & ~contrib, np.full(len(view.peers), p.optimistic_peers))
+        fresh = first_k(
+            walk, candidates & ~held, np.maximum(p.optimistic_peers - held.sum(axis=1), 0)
+        )
+        opt = held | fresh
+        self.state.store(view, opt_round=np.where(fresh, rnd, np.where(opt, opt_round, -np.inf)))
         n_opt = np.maximum(opt.sum(axis=1, keepdims=True), 1)
         share_opt = np.where(total > 0, p.optimistic_share, 1.0) / n_opt
         out = np.where(contrib, (1 - p.optimistic_share) * given / np.maximum(total, 1e-12), 0.0)
