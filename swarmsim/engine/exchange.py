@@ -259,8 +259,9 @@ class Exchange:
             su = src.s_up
             choker = self.chokers[u]
             if choker.rechoke_after_piece(conns.sent[u, su], conns.recv[u, su]):
-                if choker.choke_after_piece:  # stop serving j now; re-rank at the next tick
+                if choker.choke_after_piece:  # stop serving j now
                     cut = src
+                if choker.after_piece_at_tick:
                     self._request_tick_rechoke(u)
                 else:
                     self._request_rechoke(u)

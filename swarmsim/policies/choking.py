@@ -32,8 +32,9 @@ class Choker(Protocol):
     #: optional ``rechoke_after_piece(sent_bytes, received_bytes) -> bool``: after each piece a
     #: leecher sends over a connection, whether it must rechoke at once (block-level
     #: reciprocity); a choker without it is asked only at its rounds and events.
-    #: ``choke_after_piece``: when that answer is yes, choke that connection at once and
-    #: re-rank the other slots at the next tick instead of rechoking the peer at once.
+    #: ``choke_after_piece``: when that answer is yes, choke that connection at once.
+    #: ``after_piece_at_tick``: rechoke at the next 1 s tick (one batch with every peer due
+    #: then, libtorrent's choker granularity) instead of at once.
     #: ``optimistic``: after ``rechoke``, a (B, C) mask of its unchokes that are optimistic
     #: (None if the choker does not say); incentives that sell slots leave those alone
 
@@ -52,6 +53,7 @@ class BaseChoker:
     rechoke_on_interest = False
     rechoke_after_piece = None
     choke_after_piece = False
+    after_piece_at_tick = False
     optimistic = None
 
     def __init__(self, params):

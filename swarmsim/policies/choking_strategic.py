@@ -178,6 +178,7 @@ class BlockTFT(Mainline):
     together with every other peer's (libtorrent's choker granularity), not piece by piece."""
 
     choke_after_piece = True
+    after_piece_at_tick = True
 
     class Params(Mainline.Params):
         delta_blocks: int = Field(2, ge=0, description="allowed lead in 16 KiB blocks")
@@ -199,9 +200,14 @@ class FairTorrent(BaseChoker):
     lowest deficit. No rate measurement, no optimistic unchokes: new peers get served because
     their deficit starts at 0. swarmsim serves the ``unchoke_slots`` lowest-deficit peers at
     once (one would leave the upload idle whenever that peer's download is the bottleneck)
-    and, after each piece that leaves a peer owing us, swaps at most one of them for a lower-
-    deficit peer, as sending the next block to the lowest deficit would. Seeds have nothing
-    to balance and serve the least-served peers first."""
+    and, after a piece that leaves a peer owing us, swaps at most one of them for a lower-
+    deficit peer, as sending the next block to the lowest deficit would. That decision runs
+    at the next 1 s tick, batched with every other peer's (libtorrent's choker granularity;
+    a 256 KiB piece takes 1.7 s even on a fibre peer's four slots), so pieces sent within
+    one tick share one swap. Seeds have nothing to balance and serve the least-served peers
+    first."""
+
+    after_piece_at_tick = True
 
     class Params(ChokerParams):
         unchoke_slots: int = Field(4, ge=1, description="peers served at once")
