@@ -78,7 +78,7 @@ def _availability(swarm) -> str:
 def _packed(swarm) -> str:
     from swarmsim.engine.swarm import pack_words
 
-    if not np.array_equal(pack_words(swarm.bits), swarm.words):
+    if not np.array_equal(pack_words(swarm.bits).T, swarm.words_t):
         return "packed bitfields differ from the boolean ones"
     return "ok"
 

@@ -196,15 +196,16 @@ class Network:
 
     # --- time and bytes --------------------------------------------------------------------
     def _set_rate(self, f: Flow, rate: float) -> None:
-        now = self.env.now
+        now = self.env._now
         self._integral += self.rate_sum * (now - self._t_integral)
         self._t_integral = now
         self.rate_sum += rate - f.rate
         f.rate = rate
-        self.rate_in[f.down, f.s_down] = rate
-        self.rate_out[f.up, f.s_up] = rate
-        self.t_in[f.down, f.s_down] = now  # callers settle first: credited up to now
-        self.t_out[f.up, f.s_up] = now
+        d, sd, u, su = f.down, f.s_down, f.up, f.s_up
+        self.rate_in[d, sd] = rate
+        self.rate_out[u, su] = rate
+        self.t_in[d, sd] = now  # callers settle first: credited up to now
+        self.t_out[u, su] = now
 
     def uploaded_integral(self) -> float:
         """Bytes uploaded by everyone so far, in-flight bytes included."""
@@ -212,20 +213,22 @@ class Network:
 
     def settle(self, dl: Download) -> None:
         """Credit the bytes each source sent since the download was last settled."""
-        now = self.env.now
+        now = self.env._now
         dt = now - dl.t
         if dt <= 0.0:
             return
         dl.t = now
         j = dl.peer
+        t_in, t_out = self.t_in, self.t_out
         for f in dl.flows:
             b = f.rate * dt
-            self.t_in[j, f.s_down] = now
-            self.t_out[f.up, f.s_up] = now
+            t_in[j, f.s_down] = now
+            t_out[f.up, f.s_up] = now
             if b > 0.0:
-                self.recv[j, f.s_down] += b
+                sd = f.s_down
+                self.recv[j, sd] += b
                 self.sent[f.up, f.s_up] += b
-                self.last_recv[j, f.s_down] = now
+                self.last_recv[j, sd] = now
                 self.uploaded[f.up] += b
                 self.downloaded[j] += b
                 dl.remaining -= b
@@ -255,15 +258,19 @@ class Network:
         up, down = self._dirty_up, self._dirty_down
         self._dirty_up, self._dirty_down = {}, {}
         changes = [(f, r) for f, r in self.allocator.reallocate(self, up, down) if r != f.rate]
+        if not changes:
+            return
         touched: dict[int, Download] = {}
         for f, _ in changes:
             touched[id(f.dl)] = f.dl
         for dl in touched.values():
             self.settle(dl)
+        set_rate = self._set_rate
         for f, r in changes:
-            self._set_rate(f, r)
+            set_rate(f, r)
         for dl in touched.values():
-            dl.rate = sum(f.rate for f in dl.flows)
+            flows = dl.flows
+            dl.rate = flows[0].rate if len(flows) == 1 else sum(f.rate for f in flows)
             self._reschedule(dl)
 
     def _reschedule(self, dl: Download) -> None:

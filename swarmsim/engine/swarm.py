@@ -84,7 +84,8 @@ class Swarm(Exchange):
         self.busy = np.zeros((N, P), dtype=bool)
         self.need = np.ones((N, P), dtype=bool)  # neither held nor being fetched
         self.bits[self.starts_seed] = True
-        self.words = pack_words(self.bits)  # the same bitfields, packed for interest tests
+        # the same bitfields packed for interest tests, one row per 64-piece word
+        self.words_t = np.ascontiguousarray(pack_words(self.bits).T)
         self.need[self.starts_seed] = False
         self.is_seed = self.starts_seed.copy()
         self.have = np.where(self.starts_seed, P, 0).astype(np.int64)

@@ -17,10 +17,13 @@ BANDWIDTH = Registry("bandwidth", "how capacity is shared among active transfers
 
 
 class FlowNet(Protocol):
-    """What an allocator sees: capacities and the active transfers out of / into each peer."""
+    """What an allocator sees: capacities and the active transfers out of / into each peer
+    (``act_out[u]`` / ``act_in[d]``: dicts from the other peer to the flow)."""
 
     up_bps: list[float]
     down_bps: list[float]
+    act_out: list[dict]
+    act_in: list[dict]
 
     def active_out(self, peer: int) -> list: ...
 
@@ -28,26 +31,10 @@ class FlowNet(Protocol):
 
 
 class Bandwidth(Protocol):
-    def reallocate(self, net: FlowNet, uploaders: Iterable[int], downloaders: Iterable[int]):
-        """Yield ``(flow, rate_bps)`` for every flow whose rate the change may have moved."""
+    def reallocate(self, net: FlowNet, uploaders: dict, downloaders: dict):
+        """``(flow, rate_bps)`` for every flow whose rate the change may have moved; the peers
+        come as dicts (ordered sets) so that membership tests are cheap."""
         ...
-
-
-class UploadShares:
-    """The uploader's capacity times a flow's weight over the weights of its active flows,
-    with each uploader's total computed once per reallocation."""
-
-    def __init__(self, net: FlowNet):
-        self.net = net
-        self._per_weight: dict[int, float] = {}
-
-    def __call__(self, f) -> float:
-        per = self._per_weight.get(f.up)
-        if per is None:
-            total = sum(g.weight for g in self.net.active_out(f.up))
-            per = self.net.up_bps[f.up] / total if total > 0 else 0.0
-            self._per_weight[f.up] = per
-        return per * f.weight
 
 
 @BANDWIDTH.register("slot_share")
@@ -64,22 +51,37 @@ class SlotShare:
     def __init__(self, params: Params):
         self.params = params
 
-    def reallocate(self, net: FlowNet, uploaders: Iterable[int], downloaders: Iterable[int]):
-        down_bps = net.down_bps
-        upload_share = UploadShares(net)
-        seen: set[int] = set()
+    def reallocate(self, net: FlowNet, uploaders, downloaders) -> list:
+        # The hot loop of every event: dict lookups on the flow tables, each uploader's
+        # capacity per unit of weight computed once.
+        up_bps, down_bps = net.up_bps, net.down_bps
+        act_out, act_in = net.act_out, net.act_in
+        per_weight: dict[int, float] = {}
+        out = []
         for u in uploaders:
-            for f in net.active_out(u):
-                seen.add(id(f))
-                yield f, min(upload_share(f), down_bps[f.down] / len(net.active_in(f.down)))
+            flows = act_out[u]
+            if not flows:
+                continue
+            total = sum(g.weight for g in flows.values())
+            per = per_weight[u] = up_bps[u] / total if total > 0 else 0.0
+            for f in flows.values():
+                d = f.down
+                out.append((f, min(per * f.weight, down_bps[d] / len(act_in[d]))))
         for d in downloaders:
-            flows = net.active_in(d)
-            if flows:
-                share = down_bps[d] / len(flows)
-                for f in flows:
-                    if id(f) not in seen:
-                        seen.add(id(f))
-                        yield f, min(upload_share(f), share)
+            flows = act_in[d]
+            if not flows:
+                continue
+            share = down_bps[d] / len(flows)
+            for f in flows.values():
+                u = f.up
+                if u in uploaders:  # already re-rated above
+                    continue
+                per = per_weight.get(u)
+                if per is None:
+                    total = sum(g.weight for g in act_out[u].values())
+                    per = per_weight[u] = up_bps[u] / total if total > 0 else 0.0
+                out.append((f, min(per * f.weight, share)))
+        return out
 
 
 @BANDWIDTH.register("max_min")
