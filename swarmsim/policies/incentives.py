@@ -138,6 +138,7 @@ class Bid(BaseIncentive):
         self.bid = np.zeros(n)
         self.price = np.zeros(n)  # each provider's clearing price, tokens per byte
         self.winners: dict[int, frozenset[int]] = {}  # provider -> peers that won its auction
+        self.won_nbr: np.ndarray | None = None  # (N, C): winner in each slot, -1 if none
 
     def _rebid(self, peers: np.ndarray) -> None:
         c = self.ctx
@@ -172,6 +173,9 @@ class Bid(BaseIncentive):
         """Each provider's round: re-bid, sell ``paid_slots``, record winners and price."""
         for u in view.peers.tolist():  # last round's winners lose their slot and price
             self.winners.pop(u, None)
+        if self.won_nbr is None:
+            self.won_nbr = np.full((len(self.bid), view.nbr.shape[1]), -1, dtype=np.int64)
+        self.won_nbr[view.peers] = -1
         nbr = np.maximum(view.nbr, 0)
         live = np.unique(nbr[view.valid])
         if live.size:
@@ -186,6 +190,7 @@ class Bid(BaseIncentive):
         )
         providers = view.peers[rows]
         self.price[providers] = price
+        self.won_nbr[providers] = np.where(won, view.nbr[rows], -1)
         for b, u in enumerate(providers.tolist()):
             self.winners[u] = frozenset(view.nbr[rows[b]][won[b]].tolist())
         self.ctx.recorder.auctions(
@@ -195,12 +200,10 @@ class Bid(BaseIncentive):
 
     def _holding(self, view: ChokeView) -> tuple[np.ndarray, np.ndarray]:
         """This round's winners that are still connected and interested, per provider."""
-        won = np.zeros(view.nbr.shape, dtype=bool)
-        for b, u in enumerate(view.peers.tolist()):
-            held = self.winners.get(u)
-            if held:
-                won[b] = np.isin(view.nbr[b], list(held))
-        won &= view.valid & view.interested
+        if self.won_nbr is None:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, view.nbr.shape[1]), dtype=bool)
+        # slot by slot: the winner's slot, still held by the same peer (slots are reused)
+        won = (self.won_nbr[view.peers] == view.nbr) & view.valid & view.interested
         rows = np.flatnonzero(won.any(axis=1))
         return rows, won[rows]
 
