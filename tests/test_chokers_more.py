@@ -188,6 +188,20 @@ def test_propshare_holds_its_optimistic_peer_for_three_rounds_then_rotates():
     assert picks == [3, 3, 3, 2, 2]
 
 
+def test_propshare_keeps_its_shares_between_rounds():
+    """An event rechoke (a peer lost interest) keeps the other peers' proportional shares;
+    they are re-set only at the next round."""
+    c = build("propshare", 4)
+    view = ChokeView.build(
+        4,
+        periodic=False,
+        unchoked=[True, True, True, False],
+        interested=[True, True, False, True],
+        upload_share=[0.6, 0.3, 0.1, 0.0],
+    )
+    assert list(c.rechoke(view, rng())[0]) == pytest.approx([0.6, 0.3, 0.0, 0.0])
+
+
 def test_block_tft_stops_serving_a_peer_too_far_in_our_debt():
     c = build("block_tft", 5, delta_blocks=2)
     sent = np.array([0, 0, 0, 10 * 16384, 0.0])

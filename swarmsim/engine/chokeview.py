@@ -12,6 +12,7 @@ from swarmsim.engine.views import ChokeView
 class SwarmChokeView(ChokeView):
     _SLOT_ARRAYS = {
         "unchoked": "unchoked",
+        "upload_share": "share",
         "connected_s": "connected_s",
         "last_unchoked_s": "last_unchoke",
         "pieces_sent_since_unchoke": "sent_pieces",

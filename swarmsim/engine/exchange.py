@@ -162,6 +162,7 @@ class Exchange:
 
     def _close(self, f: Flow, keep_partial: bool = True) -> None:
         self.conns.unchoked[f.up, f.s_up] = False
+        self.conns.share[f.up, f.s_up] = 0.0
         self.idle_in[f.down].pop(f.up, None)
         self.idle_out[f.up].pop(f.down, None)
         self.net.close_flow(f, keep_partial)

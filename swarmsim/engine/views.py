@@ -18,7 +18,8 @@ class ChokeView:
     lifetime of a connection (``nbr[b, s]`` is the neighbour, -1 for a free slot, ``valid``
     marks used slots). Per row: ``is_seed``, ``round`` (periodic rounds so far),
     ``upload_bps``, ``have_pieces``. Per slot: ``interested`` (they want a piece we have;
-    False on free slots), ``unchoked`` (by us), ``connected_s``, ``last_unchoked_s``,
+    False on free slots), ``unchoked`` (by us), ``upload_share`` (the weight we gave each
+    unchoked slot at the last rechoke, 0 if choked), ``connected_s``, ``last_unchoked_s``,
     ``last_received_s`` (last payload from them; -inf if none yet),
     ``pieces_sent_since_unchoke``, ``have_counts`` (their piece counts).
 
@@ -90,6 +91,7 @@ class ChokeView:
         last_received_s=None,
         pieces_sent_since_unchoke=None,
         have_counts=None,
+        upload_share=None,
         received_bps=None,
         sent_bps=None,
         received_total=None,
@@ -132,6 +134,9 @@ class ChokeView:
             last_received_s=slot(last_received_s, now_s),
             pieces_sent_since_unchoke=slot(pieces_sent_since_unchoke, 0, np.int64),
             have_counts=slot(have_counts, 0, np.int64),
+        )
+        view.upload_share = (
+            view.unchoked * 1.0 if upload_share is None else slot(upload_share, 0.0) * view.unchoked
         )
         windows = {r: np.full(shape, r * round_s) for r in range(1, cls.rounds_kept + 1)}
         recv, sent = slot(received_bps, 0.0), slot(sent_bps, 0.0)

@@ -144,8 +144,8 @@ class PropShare(SeedsLikeMainline):
     def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
         p = self.params
         interested = view.interested
-        if not view.periodic:
-            return np.where(view.unchoked & interested, view.unchoked * 1.0, 0.0)
+        if not view.periodic:  # between rounds the shares set at the last round hold
+            return np.where(view.unchoked & interested, view.upload_share, 0.0)
         given = np.where(interested, view.received_bytes(1), 0.0)
         contrib = top_k(given, view.connected_s, interested & (given > 0), p.unchoke_slots)
         given = np.where(contrib, given, 0.0)
