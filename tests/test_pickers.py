@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from swarmsim.engine.views import PickView
-from swarmsim.policies.pieces import PICKERS
+from swarmsim.policies.pieces import PICKERS, _partial_first
 
 P = 10
 
@@ -79,3 +81,17 @@ def test_sequential_and_random():
     assert pick("sequential", view(wanted, [0] * P)) == 2
     seen = {pick("random", view(wanted, [0] * P), seed=s) for s in range(50)}
     assert seen == {2, 4, 5, 9}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(st.integers(0, 63), st.integers(1, 16).map(lambda b: b * 16384.0), max_size=40),
+    st.lists(st.booleans(), min_size=64, max_size=64),
+)
+def test_partial_first_takes_the_most_complete_wanted_piece_first_interrupted(partial, wanted):
+    """Both code paths (a loop for a few partials, numpy for many) pick the piece with the
+    most kept bytes among those the uploader can give, the earliest interrupted on ties."""
+    v = PickView(0, 1, np.array(wanted), np.arange(64), 64, 8, partial, False, {}, None)
+    fits = [(kept, -k, p) for k, (p, kept) in enumerate(partial.items()) if wanted[p]]
+    expected = max(fits)[2] if fits else None
+    assert _partial_first(v) == expected

@@ -283,7 +283,9 @@ class Network:
                 self._compact()
         env = self.env
         ev = dl.event = Due(dl, self._fire)
-        heappush(env._queue, (env._now + max(dl.remaining, 0.0) / dl.rate, NORMAL, next(env._eid), ev))
+        heappush(
+            env._queue, (env._now + max(dl.remaining, 0.0) / dl.rate, NORMAL, next(env._eid), ev)
+        )
 
     def _compact(self) -> None:
         """Drop superseded completion events from SimPy's queue.

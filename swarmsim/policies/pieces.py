@@ -36,10 +36,19 @@ class PickerParams(BaseModel):
 
 
 def _partial_first(view: PickView) -> int | None:
-    """The most complete interrupted piece this uploader can finish (strict priority)."""
+    """The most complete interrupted piece this uploader can finish (strict priority; the
+    first such piece in the order the pieces were interrupted)."""
+    partial = view.partial
+    if len(partial) > 12:  # chokers that churn leave many partials: one numpy pass
+        pieces = np.fromiter(partial, dtype=np.int64, count=len(partial))
+        kept = np.fromiter(partial.values(), dtype=float, count=len(partial))
+        kept[~view.wanted[pieces]] = -1.0
+        k = int(kept.argmax())
+        return int(pieces[k]) if kept[k] >= 0.0 else None
     best, best_bytes = None, -1
-    for piece, kept in view.partial.items():
-        if kept > best_bytes and view.wanted[piece]:
+    wanted = view.wanted
+    for piece, kept in partial.items():
+        if kept > best_bytes and wanted[piece]:
             best, best_bytes = piece, kept
     return best
 
