@@ -73,6 +73,10 @@ class Flow:
 class Network:
     """Flows, downloads and their rates for every peer, plus the byte counters they feed."""
 
+    # stale completion entries tolerated before sweeping the heap: a small heap stays in cache
+    # (propshare, which re-rates every flow each round, ran 10 % faster at 4,096 than 50,000)
+    compact_floor = 4096
+
     def __init__(
         self,
         env: simpy.Environment,
@@ -110,7 +114,7 @@ class Network:
         self._dirty_down: dict[int, None] = {}
         # Aggregate upload rate and its time integral, for the time series.
         self._stale = 0  # superseded completion events still in SimPy's queue
-        self._compact_at = 50_000
+        self._compact_at = self.compact_floor
         self.rate_sum = 0.0
         self._integral = 0.0
         self._t_integral = 0.0
@@ -308,7 +312,7 @@ class Network:
         heapq.heapify(kept)
         queue[:] = kept
         self._stale = 0
-        self._compact_at = max(50_000, len(kept))
+        self._compact_at = max(self.compact_floor, len(kept))
 
     def _fire(self, ev: Due) -> None:
         dl = ev._value
