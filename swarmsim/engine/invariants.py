@@ -101,6 +101,9 @@ def _capacity(swarm) -> str:
     net = swarm.net
     for u in range(swarm.n_peers):
         out = sum(f.rate for f in net.act_out[u].values())
+        weight = sum(f.weight for f in net.act_out[u].values())
+        if abs(net.out_weight[u] - weight) > 1e-9 * max(weight, 1.0):
+            return f"peer {u}'s running upload weight {net.out_weight[u]} is not {weight}"
         if out > net.up_bps[u] * (1 + 1e-9) + 1e-9:
             return f"peer {u} uploads at {out:.1f} B/s over its capacity {net.up_bps[u]:.1f}"
         inn = sum(f.rate for f in net.act_in[u].values())

@@ -107,6 +107,9 @@ class Network:
         self.act_out: list[dict[int, Flow]] = [{} for _ in range(n_peers)]
         self.act_in: list[dict[int, Flow]] = [{} for _ in range(n_peers)]
         self.downloads: list[dict[int, Download]] = [{} for _ in range(n_peers)]
+        # the weights of each peer's active uploads, summed as they come and go (exact for
+        # the usual weight 1); allocators divide the upload capacity by it
+        self.out_weight = [0.0] * n_peers
         self.uploaded = np.zeros(n_peers)
         self.downloaded = np.zeros(n_peers)
         self.discarded = np.zeros(n_peers)  # bytes of cut blocks and of partials lost on leaving
@@ -164,6 +167,7 @@ class Network:
         if old is None:
             self.act_out[f.up][f.down] = f
             self.act_in[f.down][f.up] = f
+            self.out_weight[f.up] += f.weight
             self._dirty_up[f.up] = None
             self._dirty_down[f.down] = None
         dl.rate += f.rate
@@ -172,9 +176,10 @@ class Network:
     def reweight(self, f: Flow, weight: float) -> None:
         """The uploader changed this flow's share: its active flows need new rates."""
         if weight != f.weight:
-            f.weight = weight
             if f.dl is not None:
+                self.out_weight[f.up] += weight - f.weight
                 self._dirty_up[f.up] = None
+            f.weight = weight
 
     def release(self, f: Flow) -> None:
         """``f`` stops carrying a download (finished, cut, or nothing left to fetch from it)."""
@@ -184,8 +189,10 @@ class Network:
             dl.rate = sum(g.rate for g in dl.flows)
         self._set_rate(f, 0.0)
         f.dl = None
-        del self.act_out[f.up][f.down]
+        out = self.act_out[f.up]
+        del out[f.down]
         del self.act_in[f.down][f.up]
+        self.out_weight[f.up] = self.out_weight[f.up] - f.weight if out else 0.0
         self._dirty_up[f.up] = None
         self._dirty_down[f.down] = None
 

@@ -18,12 +18,14 @@ BANDWIDTH = Registry("bandwidth", "how capacity is shared among active transfers
 
 class FlowNet(Protocol):
     """What an allocator sees: capacities and the active transfers out of / into each peer
-    (``act_out[u]`` / ``act_in[d]``: dicts from the other peer to the flow)."""
+    (``act_out[u]`` / ``act_in[d]``: dicts from the other peer to the flow) and the sum of
+    the weights of each peer's active uploads (``out_weight``)."""
 
     up_bps: list[float]
     down_bps: list[float]
     act_out: list[dict]
     act_in: list[dict]
+    out_weight: list[float]
 
     def active_out(self, peer: int) -> list: ...
 
@@ -55,14 +57,14 @@ class SlotShare:
         # The hot loop of every event: dict lookups on the flow tables, each uploader's
         # capacity per unit of weight computed once.
         up_bps, down_bps = net.up_bps, net.down_bps
-        act_out, act_in = net.act_out, net.act_in
+        act_out, act_in, out_weight = net.act_out, net.act_in, net.out_weight
         per_weight: dict[int, float] = {}
         out = []
         for u in uploaders:
             flows = act_out[u]
             if not flows:
                 continue
-            total = sum(g.weight for g in flows.values())
+            total = out_weight[u]
             per = per_weight[u] = up_bps[u] / total if total > 0 else 0.0
             for f in flows.values():
                 d = f.down
@@ -78,7 +80,7 @@ class SlotShare:
                     continue
                 per = per_weight.get(u)
                 if per is None:
-                    total = sum(g.weight for g in act_out[u].values())
+                    total = out_weight[u]
                     per = per_weight[u] = up_bps[u] / total if total > 0 else 0.0
                 out.append((f, min(per * f.weight, share)))
         return out
