@@ -79,7 +79,6 @@ class Connections:
             self.connected_s[a, sa] = now
             self.last_recv[a, sa] = -np.inf
             self.unchoked[a, sa] = False
-            self.share[a, sa] = 0.0
             self.last_unchoke[a, sa] = -np.inf
             self.sent_pieces[a, sa] = self.pieces_recv[a, sa] = 0
             self.deg[a] += 1

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from heapq import heappush
 
 import numpy as np
 import simpy
@@ -276,12 +275,10 @@ class Network:
             touched[id(f.dl)] = f.dl
         for dl in touched.values():
             self.settle(dl)
-        set_rate = self._set_rate
         for f, r in changes:
-            set_rate(f, r)
+            self._set_rate(f, r)
         for dl in touched.values():
-            flows = dl.flows
-            dl.rate = flows[0].rate if len(flows) == 1 else sum(f.rate for f in flows)
+            dl.rate = sum(f.rate for f in dl.flows)
             self._reschedule(dl)
 
     def _reschedule(self, dl: Download) -> None:
@@ -294,7 +291,7 @@ class Network:
                 self._compact()
         env = self.env
         ev = dl.event = Due(dl, self._fire)
-        heappush(
+        heapq.heappush(
             env._queue, (env._now + max(dl.remaining, 0.0) / dl.rate, NORMAL, next(env._eid), ev)
         )
 

@@ -137,6 +137,8 @@ class Bid(BaseIncentive):
         n = len(ctx.online)
         self.bid = np.zeros(n)
         self.price = np.zeros(n)  # each provider's clearing price, tokens per byte
+        # This round's winners, twice: by provider for the per-piece payment (a set lookup),
+        # and by (provider, slot) for the vectorised hold between rounds.
         self.winners: dict[int, frozenset[int]] = {}  # provider -> peers that won its auction
         self.won_nbr: np.ndarray | None = None  # (N, C): winner in each slot, -1 if none
 
