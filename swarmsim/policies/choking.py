@@ -86,10 +86,42 @@ def first_k(order: np.ndarray, mask: np.ndarray, k: np.ndarray) -> np.ndarray:
     return out
 
 
+def smallest_k(keys: tuple[np.ndarray, ...], mask: np.ndarray, k) -> np.ndarray:
+    """Per row, the first ``k[b]`` allowed slots in the order of ``keys`` (most significant
+    first, smaller first, ties to the lower column): ``first_k`` over a stable sort, by ``k``
+    rounds of masked minima instead of the sort on big batches. Slots are few (k <= 8) and
+    sorting 80 columns of 1,000 rows is 2-7x slower; small batches sort, where numpy's
+    per-call cost is what counts. NaN keys sort as numpy sorts them."""
+    b, c = mask.shape
+    k = np.broadcast_to(np.asarray(k), (b,))
+    kmax = int(k.max()) if b else 0
+    if b * c < 4096 or kmax > 8 or any(np.isnan(key[mask]).any() for key in keys):
+        order = (
+            np.lexsort(keys[::-1], axis=1)
+            if len(keys) > 1
+            else np.argsort(keys[0], axis=1, kind="stable")
+        )
+        return first_k(order, mask, k)
+    out = np.zeros_like(mask)
+    left = mask.copy()
+    rows = np.arange(b)
+    for rank in range(kmax):
+        cand = left & (k > rank)[:, None]
+        for key in keys:
+            least = np.where(cand, key, np.inf).min(axis=1)
+            cand &= key == least[:, None]
+        col = cand.argmax(axis=1)
+        hit = cand[rows, col]
+        if not hit.any():
+            break
+        out[rows[hit], col[hit]] = True
+        left[rows[hit], col[hit]] = False
+    return out
+
+
 def top_k(score: np.ndarray, tie: np.ndarray, mask: np.ndarray, k) -> np.ndarray:
     """Per row, the ``k`` allowed slots with the highest ``score``, ties to the lowest ``tie``."""
-    order = np.lexsort((tie, -np.where(mask, score, -np.inf)), axis=1)
-    return first_k(order, mask, np.broadcast_to(k, mask.shape[:1]))
+    return smallest_k((-score, tie), mask, k)
 
 
 class Rotation:
@@ -236,8 +268,7 @@ class Mainline(BaseChoker):
         eligible = interested & ~view.snubbed(p.snub_s)
         preferred = top_k(view.received_rate_bps(self._window), pos, eligible, p.unchoke_slots - 1)
         n_opt = np.maximum(1, p.min_uploads - preferred.sum(axis=1))
-        walk = np.argsort(pos, axis=1, kind="stable")
-        self.optimistic = first_k(walk, interested & ~preferred, n_opt)
+        self.optimistic = smallest_k((pos,), interested & ~preferred, n_opt)
         return preferred | self.optimistic
 
     def _seeds(self, view: ChokeView, pos: np.ndarray) -> np.ndarray:

@@ -9,7 +9,14 @@ import numpy as np
 from pydantic import Field
 
 from swarmsim.engine.views import ChokeView
-from swarmsim.policies.choking import CHOKERS, BaseChoker, ChokerParams, Mainline, first_k, top_k
+from swarmsim.policies.choking import (
+    CHOKERS,
+    BaseChoker,
+    ChokerParams,
+    Mainline,
+    smallest_k,
+    top_k,
+)
 from swarmsim.policies.choking_clients import SlotState
 
 
@@ -24,8 +31,8 @@ class RandomChoker(BaseChoker):
         keep = view.unchoked & view.interested
         if not view.periodic:
             return keep
-        order = np.argsort(rng.random(view.nbr.shape), axis=1)
-        return first_k(order, view.interested, np.full(len(view.peers), self.params.unchoke_slots))
+        salt = rng.random(view.nbr.shape)
+        return smallest_k((salt,), view.interested, self.params.unchoke_slots)
 
 
 class SeedsLikeMainline(BaseChoker):
@@ -154,11 +161,10 @@ class PropShare(SeedsLikeMainline):
         rnd = view.round[:, None]
         candidates = interested & ~contrib
         held = candidates & view.unchoked & (rnd - opt_round < p.optimistic_rounds)
-        walk = np.argsort(
-            np.where(candidates & ~held, view.last_unchoked_s, np.inf), axis=1, kind="stable"
-        )  # longest since unchoked first: a rotation
-        fresh = first_k(
-            walk, candidates & ~held, np.maximum(p.optimistic_peers - held.sum(axis=1), 0)
+        fresh = smallest_k(  # longest since unchoked first: a rotation
+            (view.last_unchoked_s,),
+            candidates & ~held,
+            np.maximum(p.optimistic_peers - held.sum(axis=1), 0),
         )
         opt = held | fresh
         self.state.store(view, opt_round=np.where(fresh, rnd, np.where(opt, opt_round, -np.inf)))
