@@ -91,11 +91,12 @@ def smallest_k(keys: tuple[np.ndarray, ...], mask: np.ndarray, k) -> np.ndarray:
     first, smaller first, ties to the lower column): ``first_k`` over a stable sort, by ``k``
     rounds of masked minima instead of the sort on big batches. Slots are few (k <= 8) and
     sorting 80 columns of 1,000 rows is 2-7x slower; small batches sort, where numpy's
-    per-call cost is what counts. NaN keys sort as numpy sorts them."""
+    per-call cost is what counts. A NaN key (even on a masked slot) sends the batch to the
+    sort, which orders NaN last."""
     b, c = mask.shape
     k = np.broadcast_to(np.asarray(k), (b,))
     kmax = int(k.max()) if b else 0
-    if b * c < 4096 or kmax > 8 or any(np.isnan(key[mask]).any() for key in keys):
+    if b * c < 4096 or kmax > 8 or any(np.isnan(key).any() for key in keys):
         order = (
             np.lexsort(keys[::-1], axis=1)
             if len(keys) > 1
