@@ -79,10 +79,11 @@ class ChokerParams(BaseModel):
 
 def first_k(order: np.ndarray, mask: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Per row, the first ``k[b]`` slots of ``order[b]`` (column indices) that ``mask`` allows."""
-    allowed = np.take_along_axis(mask, order, axis=1)
-    taken = allowed & (np.cumsum(allowed, axis=1) <= np.asarray(k)[:, None])
+    rows = np.arange(order.shape[0])[:, None]  # plain fancy indexing: the *_along_axis
+    allowed = mask[rows, order]  # helpers cost 10 us more per call in small batches
+    taken = allowed & (np.cumsum(allowed, axis=1) <= np.asarray(k).reshape(-1, 1))
     out = np.zeros_like(mask)
-    np.put_along_axis(out, order, taken, axis=1)
+    out[rows, order] = taken
     return out
 
 
@@ -94,7 +95,9 @@ def smallest_k(keys: tuple[np.ndarray, ...], mask: np.ndarray, k) -> np.ndarray:
     per-call cost is what counts. A NaN key (even on a masked slot) sends the batch to the
     sort, which orders NaN last."""
     b, c = mask.shape
-    k = np.broadcast_to(np.asarray(k), (b,))
+    k = np.asarray(k)
+    if k.ndim == 0:
+        k = np.full(b, k)
     kmax = int(k.max()) if b else 0
     if b * c < 4096 or kmax > 8 or any(np.isnan(key).any() for key in keys):
         order = (
