@@ -131,23 +131,32 @@ class Exchange:
         new = weights > 0
         reweighted = new & was & (weights != conns.share[peers])
         conns.share[peers] = weights
-        for b, s in zip(*np.nonzero((was != new) | reweighted), strict=True):
-            u, s = int(peers[b]), int(s)
-            j = int(conns.nb[u, s])
-            if was[b, s] and not new[b, s]:
+        rows, slots = np.nonzero((was != new) | reweighted)
+        ups = peers[rows]
+        changed = zip(  # plain Python values: the loop runs once per choke or unchoke
+            ups.tolist(),
+            slots.tolist(),
+            conns.nb[ups, slots].tolist(),
+            conns.rev[ups, slots].tolist(),
+            was[rows, slots].tolist(),
+            weights[rows, slots].tolist(),
+            strict=True,
+        )
+        for u, s, j, rev, was_on, w in changed:
+            if was_on and not w > 0.0:
                 f = net.out_flows[u].get(j)
                 if f is not None:
                     self._close(f)
-            elif not was[b, s]:
+            elif not was_on:
                 if not conns.unchoked[u, s]:
                     conns.unchoked[u, s] = True
                     conns.last_unchoke[u, s] = now
                     conns.sent_pieces[u, s] = 0
-                    self._feed(net.open_flow(u, j, s, int(conns.rev[u, s]), float(weights[b, s])))
+                    self._feed(net.open_flow(u, j, s, rev, w))
             else:
                 f = net.out_flows[u].get(j)
                 if f is not None:
-                    net.reweight(f, float(weights[b, s]))
+                    net.reweight(f, w)
         if periodic:
             r = (self.rounds[peers] % self.rounds_kept)[:, None]
             cols = np.arange(conns.max_conn)[None, :]
