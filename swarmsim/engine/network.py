@@ -267,18 +267,21 @@ class Network:
             return
         up, down = self._dirty_up, self._dirty_down
         self._dirty_up, self._dirty_down = {}, {}
-        changes = [(f, r) for f, r in self.allocator.reallocate(self, up, down) if r != f.rate]
-        if not changes:
-            return
+        # One pass: a download is settled before the first of its flows changes rate (a
+        # flow belongs to one download, so this equals settling them all first); rates are
+        # read before any is set (a lazy allocator must not see half-updated flows).
         touched: dict[int, Download] = {}
-        for f, _ in changes:
-            touched[id(f.dl)] = f.dl
+        settle, set_rate = self.settle, self._set_rate
+        for f, r in list(self.allocator.reallocate(self, up, down)):
+            if r != f.rate:
+                dl = f.dl
+                if id(dl) not in touched:
+                    touched[id(dl)] = dl
+                    settle(dl)
+                set_rate(f, r)
         for dl in touched.values():
-            self.settle(dl)
-        for f, r in changes:
-            self._set_rate(f, r)
-        for dl in touched.values():
-            dl.rate = sum(f.rate for f in dl.flows)
+            flows = dl.flows  # one flow outside endgame: its rate, without a generator
+            dl.rate = flows[0].rate if len(flows) == 1 else sum(g.rate for g in flows)
             self._reschedule(dl)
 
     def _reschedule(self, dl: Download) -> None:
