@@ -190,9 +190,10 @@ def test_batch_of_peers_equals_one_by_one():
     seed=st.integers(0, 2**32 - 1),
 )
 def test_smallest_k_equals_first_k_over_a_stable_sort(rows, k, levels, n_keys, seed):
-    """Both ways of picking (row by row for few rows, NaN or k > 8; rounds of masked minima
-    for big batches) must give the stable sort's answer, ties included (few key levels make
-    many), with -inf / inf / NaN keys and a k per row."""
+    """Every way of picking (row by row for a few rows; rounds of masked minima for big
+    batches and k <= 5; the whole-row sort past that or with NaN keys) must give the stable
+    sort's answer, ties included (few key levels make many), with -inf / inf / NaN keys and
+    a k per row."""
     rng = np.random.default_rng(seed)
     shape = (rows, 80)
     values = np.array([0.0, 1.0, -np.inf, np.inf, np.nan])[:levels]

@@ -306,15 +306,8 @@ class Network:
         and every push gets slower. Rebuilding it without them is O(n), done when they
         outnumber the queue's other entries."""
         queue = self.env._queue
-        fire = self._fire
         kept = [
-            item
-            for item in queue
-            if not (
-                item[3].callbacks
-                and item[3].callbacks[0] == fire
-                and item[3]._value.event is not item[3]
-            )
+            item for item in queue if type(item[3]) is not Due or item[3]._value.event is item[3]
         ]
         heapq.heapify(kept)
         queue[:] = kept
