@@ -201,3 +201,24 @@ def test_block_tft_chokes_a_neighbour_within_a_piece_of_the_allowed_lead(tiny):
     assert _worst_lead(run(tiny)) <= bound * (1 + 1e-9)
     tiny["choker"] = {"name": "mainline"}
     assert _worst_lead(run(tiny)) > 2 * bound
+
+
+def test_interest_matrix_matches_bitfields_for_small_and_batched_calls(tiny):
+    """Interest is computed from packed words, in one pass for a few peers and word by word
+    for a batch; both must say what the boolean bitfields say."""
+    tiny["peers"][1]["count"] = 30
+    tiny["peers"][2]["count"] = 30
+    tiny["torrent"]["file_bytes"] = 100 * 262144  # 100 pieces: two words, one partial
+    tiny["stop"] = {"all_done": False, "max_time_s": 60}
+    swarm = Swarm(load_scenario(tiny), Recorder(), check=True)
+    swarm.run()
+    nbr = swarm.conns.nb
+    online = np.flatnonzero(swarm.online)
+    have = swarm.bits.sum(axis=1)
+    assert len(online) >= 32 and have[online].min() < have[online].max()  # mid-download
+    for peers in (online, online[:3]):
+        got = swarm.interest_matrix(peers, nbr[peers], nbr[peers] >= 0)
+        for b, u in enumerate(peers):
+            for s, j in enumerate(nbr[u]):
+                want = j >= 0 and bool((swarm.bits[u] & ~swarm.bits[j]).any())
+                assert got[b, s] == want, (u, s, j)
