@@ -75,6 +75,8 @@ class Network:
     # stale completion entries tolerated before sweeping the heap: a small heap stays in cache
     # (propshare, which re-rates every flow each round, ran 10 % faster at 4,096 than 50,000)
     compact_floor = 4096
+    # re-ratings from this many changed flows on are written with numpy (``_rerate_batch``)
+    batch_rerate = 64
 
     def __init__(
         self,
@@ -267,22 +269,73 @@ class Network:
             return
         up, down = self._dirty_up, self._dirty_down
         self._dirty_up, self._dirty_down = {}, {}
-        # One pass: a download is settled before the first of its flows changes rate (a
-        # flow belongs to one download, so this equals settling them all first); rates are
-        # read before any is set (a lazy allocator must not see half-updated flows).
+        changes = [(f, r) for f, r in self.allocator.reallocate(self, up, down) if r != f.rate]
+        if not changes:
+            return
         touched: dict[int, Download] = {}
-        settle, set_rate = self.settle, self._set_rate
-        for f, r in list(self.allocator.reallocate(self, up, down)):
-            if r != f.rate:
-                dl = f.dl
-                if id(dl) not in touched:
-                    touched[id(dl)] = dl
-                    settle(dl)
+        for f, _ in changes:
+            touched.setdefault(id(f.dl), f.dl)
+        if len(changes) < self.batch_rerate:
+            # a download is settled before the first of its flows changes rate (a flow
+            # belongs to one download, so this equals settling them all first)
+            settle, set_rate = self.settle, self._set_rate
+            for dl in touched.values():
+                settle(dl)
+            for f, r in changes:
                 set_rate(f, r)
+        else:
+            self._rerate_batch(touched.values(), changes)
         for dl in touched.values():
             flows = dl.flows  # one flow outside endgame: its rate, without a generator
             dl.rate = flows[0].rate if len(flows) == 1 else sum(g.rate for g in flows)
             self._reschedule(dl)
+
+    def _rerate_batch(self, downloads, changes: list) -> None:
+        """``settle`` every download, then ``_set_rate`` every change, with the per-slot
+        writes done as a few numpy calls (a rechoke batch re-rates thousands of flows).
+        Each flow owns its (peer, slot) cells, so the fancy writes never collide, and
+        ``np.add.at`` adds the per-peer byte totals in the scalar path's order: the
+        results are bit for bit those of ``settle`` and ``_set_rate``."""
+        now = self.env._now
+        cells: list[tuple[int, int, int, int, float]] = []  # down, s_down, up, s_up, bytes
+        for dl in downloads:
+            dt = now - dl.t
+            if dt <= 0.0:
+                continue
+            dl.t = now
+            j = dl.peer
+            for f in dl.flows:
+                b = f.rate * dt
+                cells.append((j, f.s_down, f.up, f.s_up, b))
+                if b > 0.0:
+                    dl.remaining -= b
+        if cells:
+            d, sd, u, su, b = (np.array(c) for c in zip(*cells, strict=True))
+            self.t_in[d, sd] = now
+            self.t_out[u, su] = now
+            moved = b > 0.0
+            d, sd, u, su, b = d[moved], sd[moved], u[moved], su[moved], b[moved]
+            self.recv[d, sd] += b
+            self.sent[u, su] += b
+            self.last_recv[d, sd] = now
+            np.add.at(self.uploaded, u, b)
+            np.add.at(self.downloaded, d, b)
+        self._integral += self.rate_sum * (now - self._t_integral)
+        self._t_integral = now
+        rate_sum = self.rate_sum
+        for f, r in changes:
+            rate_sum += r - f.rate
+            f.rate = r
+        self.rate_sum = rate_sum
+        d = np.array([f.down for f, _ in changes])
+        sd = np.array([f.s_down for f, _ in changes])
+        u = np.array([f.up for f, _ in changes])
+        su = np.array([f.s_up for f, _ in changes])
+        r = np.array([r for _, r in changes])
+        self.rate_in[d, sd] = r
+        self.rate_out[u, su] = r
+        self.t_in[d, sd] = now
+        self.t_out[u, su] = now
 
     def _reschedule(self, dl: Download) -> None:
         if dl.rate <= 0.0:
