@@ -222,3 +222,16 @@ def test_interest_matrix_matches_bitfields_for_small_and_batched_calls(tiny):
             for s, j in enumerate(nbr[u]):
                 want = j >= 0 and bool((swarm.bits[u] & ~swarm.bits[j]).any())
                 assert got[b, s] == want, (u, s, j)
+
+
+@pytest.mark.parametrize("choker", ["mainline", "propshare"])
+def test_batched_re_rating_gives_the_same_run_bit_for_bit(tiny, monkeypatch, choker):
+    """A big re-rating writes its per-slot updates with numpy (``_rerate_batch``), a small
+    one flow by flow; forcing either path everywhere must not change a single byte."""
+    from swarmsim.engine.network import Network
+
+    tiny["choker"] = {"name": choker}
+    monkeypatch.setattr(Network, "batch_rerate", 1)
+    batched = _digest(run(tiny))
+    monkeypatch.setattr(Network, "batch_rerate", 10**9)
+    assert _digest(run(tiny)) == batched
