@@ -276,8 +276,7 @@ class Network:
         for f, _ in changes:
             touched.setdefault(id(f.dl), f.dl)
         if len(changes) < self.batch_rerate:
-            # a download is settled before the first of its flows changes rate (a flow
-            # belongs to one download, so this equals settling them all first)
+            # settle first: bytes are credited at the old rates up to now
             settle, set_rate = self.settle, self._set_rate
             for dl in touched.values():
                 settle(dl)
