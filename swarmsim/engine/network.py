@@ -69,6 +69,11 @@ class Flow:
         self.t0 = t0  # when the uploader unchoked the downloader
 
 
+def _columns(rows: list[tuple]) -> tuple[np.ndarray, ...]:
+    """Per-flow tuples as one numpy array per field (index and value columns)."""
+    return tuple(np.array(c) for c in zip(*rows, strict=True))
+
+
 class Network:
     """Flows, downloads and their rates for every peer, plus the byte counters they feed."""
 
@@ -309,7 +314,7 @@ class Network:
                 if b > 0.0:
                     dl.remaining -= b
         if cells:
-            d, sd, u, su, b = (np.array(c) for c in zip(*cells, strict=True))
+            d, sd, u, su, b = _columns(cells)
             self.t_in[d, sd] = now
             self.t_out[u, su] = now
             moved = b > 0.0
@@ -321,16 +326,14 @@ class Network:
             np.add.at(self.downloaded, d, b)
         self._integral += self.rate_sum * (now - self._t_integral)
         self._t_integral = now
+        rated: list[tuple[int, int, int, int, float]] = []  # down, s_down, up, s_up, rate
         rate_sum = self.rate_sum
         for f, r in changes:
             rate_sum += r - f.rate
             f.rate = r
+            rated.append((f.down, f.s_down, f.up, f.s_up, r))
         self.rate_sum = rate_sum
-        d = np.array([f.down for f, _ in changes])
-        sd = np.array([f.s_down for f, _ in changes])
-        u = np.array([f.up for f, _ in changes])
-        su = np.array([f.s_up for f, _ in changes])
-        r = np.array([r for _, r in changes])
+        d, sd, u, su, r = _columns(rated)
         self.rate_in[d, sd] = r
         self.rate_out[u, su] = r
         self.t_in[d, sd] = now
