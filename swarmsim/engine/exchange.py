@@ -50,6 +50,13 @@ class Exchange:
         wt = self.words_t
         return bool((wt[:, u] & ~wt[:, j]).any())
 
+    def wants_from(self, j: int, ups: list[int]) -> list[bool]:
+        """``wants(j, u)`` for several uploaders in one pass (a bidder parks many)."""
+        if len(ups) == 1:
+            return [self.wants(j, ups[0])]
+        wt = self.words_t
+        return (wt[:, ups] & ~wt[:, j, None]).any(axis=0).tolist()
+
     # --- choking ---------------------------------------------------------------------------
     def _schedule_periodic(self, u: int, delay: float) -> None:
         """Periodic rechokes fire on the ``tick_s`` grid (libtorrent's 1 s tick), so peers
@@ -308,8 +315,9 @@ class Exchange:
         self.recorder.piece(self.env.now, j, p, src)
         self.conns.got_piece(j, p)
         if self.idle_in[j]:  # connections parked for want of free pieces may be useless now
-            for f in list(self.idle_in[j].values()):
-                if f.alive and not self.wants(j, f.up):
+            idle = list(self.idle_in[j].values())
+            for f, wanted in zip(idle, self.wants_from(j, [f.up for f in idle]), strict=True):
+                if f.alive and not wanted:
                     self._lost_interest(f)
         if self.idle_out[j]:  # connections parked for want of pieces we now have
             for f in list(self.idle_out[j].values()):

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from swarmsim.engine.views import ChokeView
 from swarmsim.ledger import MINT, Ledger
-from swarmsim.policies.choking import first_k
+from swarmsim.policies.choking import smallest_k
 from swarmsim.registry import Registry
 
 INCENTIVES = Registry("incentive", "how tokens move and who gets served")
@@ -166,7 +166,7 @@ class Bid(BaseIncentive):
         optimistic = getattr(view, "optimistic", None)
         if optimistic is not None:
             key = np.where(optimistic[rows] & proposed & ~won, -np.inf, key)
-        keep = first_k(np.argsort(key, axis=1, kind="stable"), proposed & ~won, free)
+        keep = smallest_k((key,), proposed & ~won, free)
         result = out.copy()
         result[rows] = np.where(won, 1, np.where(keep, out[rows], 0)).astype(out.dtype)
         return result
