@@ -222,6 +222,13 @@ def test_interest_matrix_matches_bitfields_for_small_and_batched_calls(tiny):
             for s, j in enumerate(nbr[u]):
                 want = j >= 0 and bool((swarm.bits[u] & ~swarm.bits[j]).any())
                 assert got[b, s] == want, (u, s, j)
+    # one downloader against several uploaders (a finished piece tests its parked links)
+    for j in online[:5].tolist():
+        ups = [u for u in nbr[j].tolist() if u >= 0]
+        want = [bool((swarm.bits[u] & ~swarm.bits[j]).any()) for u in ups]
+        assert swarm.wants_from(j, ups) == want
+        assert swarm.wants_from(j, ups[:1]) == want[:1]
+        assert [swarm.wants(j, u) for u in ups] == want
 
 
 @pytest.mark.parametrize("choker", ["mainline", "propshare"])
