@@ -165,13 +165,6 @@ class Network:
         self._integral = 0.0
         self._t_integral = 0.0
 
-    # FlowNet protocol, for allocators
-    def active_out(self, peer: int):
-        return self.act_out[peer].values()
-
-    def active_in(self, peer: int):
-        return self.act_in[peer].values()
-
     # --- flows ---------------------------------------------------------------------------
     def open_flow(self, up: int, down: int, s_up: int, s_down: int, weight: float = 1.0) -> Flow:
         f = Flow(up, down, s_up, s_down, weight, self.env.now, self.width)

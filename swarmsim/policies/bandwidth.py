@@ -28,10 +28,6 @@ class FlowNet(Protocol):
     act_in: list[dict]
     out_weight: list[float]
 
-    def active_out(self, peer: int) -> list: ...
-
-    def active_in(self, peer: int) -> list: ...
-
 
 class Bandwidth(Protocol):
     def reallocate(self, net: FlowNet, uploaders: dict, downloaders: dict):
