@@ -6,6 +6,12 @@
     python benchmarks/run.py flash-1k --set "choker={name: libtorrent}"   # any override
     python benchmarks/run.py flash-1k --chokers   # every registered choker, ratio to mainline
     python benchmarks/run.py flash-1k flash-1k-bid  # issue 4: bid within 1.5x of none
+    python benchmarks/run.py flash-1k-bid --beside flash-1k   # the same, side by side
+    python benchmarks/run.py flash-1k --chokers --beside flash-1k
+
+This machine's speed drifts by 20 % within a day, so a ratio of two runs made at different
+times says little. ``--beside REF`` runs each scenario while REF repeats on the other core and
+divides by the mean of those repeats (each repeat starts while the scenario still runs).
 
 Each scenario runs in a fresh process so that peak RSS is its own. Targets (ISSUE 2):
 flash-1k < 20 s and > 50,000 piece transfers per wall second; flash-10k < 10 min, < 4 GiB.
@@ -57,6 +63,28 @@ def run_one(path: Path, profile: bool, overrides: list[str]) -> dict:
     return row
 
 
+def run_beside(path: Path, overrides: list[str], ref: Path) -> dict:
+    """Run ``path`` while ``ref`` repeats beside it; the ratio to the repeats' mean wall."""
+    cmd = [sys.executable, "-c", CHILD, str(path), *overrides]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    walls = []
+    while proc.poll() is None:
+        walls.append(run_one(ref, False, [])["wall_s"])
+    out, _ = proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"{path.stem} failed (exit {proc.returncode})")
+    row = json.loads(out.strip().splitlines()[-1])
+    row["pieces_per_s"] = row["pieces"] / row["wall_s"]
+    row["beside_s"] = sum(walls) / len(walls)
+    row["beside_runs"] = len(walls)
+    row["ratio"] = row["wall_s"] / row["beside_s"]
+    return row
+
+
+def scenario_path(name: str) -> Path:
+    return Path(name) if name.endswith(".yaml") else HERE / f"{name}.yaml"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -76,6 +104,12 @@ def main() -> None:
         help="run each scenario once per registered choker and report the wall-time ratio to "
         "mainline (issue 3: none more than 2x)",
     )
+    ap.add_argument(
+        "--beside",
+        metavar="REF",
+        help="run each scenario while REF (a benchmark name or path) repeats on the other "
+        "core; report the ratio to REF's mean wall time",
+    )
     args = ap.parse_args()
     variants = [[]]
     if args.chokers:
@@ -84,12 +118,15 @@ def main() -> None:
         names = sorted(CHOKERS.names(), key=lambda n: n != "mainline")
         variants = [[f"choker={{name: {n}}}"] for n in names]
     for name in args.names:
-        path = Path(name) if name.endswith(".yaml") else HERE / f"{name}.yaml"
+        path = scenario_path(name)
         base = None
         for extra in variants:
             overrides = [*args.overrides, *extra]
-            row = run_one(path, args.profile, overrides)
-            if "wall_s" in row:
+            if args.beside:
+                row = run_beside(path, overrides, scenario_path(args.beside))
+            else:
+                row = run_one(path, args.profile, overrides)
+            if "wall_s" in row and not args.beside:
                 base = base or row["wall_s"]
                 row["vs_first"] = row["wall_s"] / base
             label = " ".join([path.stem, *overrides])
