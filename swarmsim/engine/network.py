@@ -73,9 +73,9 @@ class Flow:
         down: int,
         s_up: int,
         s_down: int,
+        width: int,
         weight: float = 1.0,
         t0: float = 0.0,
-        width: int = 0,
     ):
         self.up = up
         self.down = down
@@ -128,13 +128,8 @@ class Network:
         self.env = env
         self.up_bps = [float(x) for x in up_bps]
         self.down_bps = [float(x) for x in down_bps]
-        self.recv = conns.recv
-        self.sent = conns.sent
-        self.last_recv = conns.last_recv
-        self.rate_in, self.t_in = conns.rate_in, conns.t_in
-        self.rate_out, self.t_out = conns.rate_out, conns.t_out
         self.width = conns.max_conn
-        # flat views of the tables written per flow (cell = flow.i_in / flow.i_out)
+        # flat views of the (peer, slot) tables the flows write (cell = flow.i_in / i_out)
         self.recv_f, self.sent_f, self.last_recv_f = map(
             _flat, (conns.recv, conns.sent, conns.last_recv)
         )
@@ -167,7 +162,7 @@ class Network:
 
     # --- flows ---------------------------------------------------------------------------
     def open_flow(self, up: int, down: int, s_up: int, s_down: int, weight: float = 1.0) -> Flow:
-        f = Flow(up, down, s_up, s_down, weight, self.env.now, self.width)
+        f = Flow(up, down, s_up, s_down, self.width, weight, self.env.now)
         self.out_flows[up][down] = f
         self.in_flows[down][up] = f
         return f
@@ -326,11 +321,11 @@ class Network:
     def _rerate_batch(self, downloads, changes: list) -> None:
         """``settle`` every download, then ``_set_rate`` every change, with the per-slot
         writes done as a few numpy calls (a rechoke batch re-rates thousands of flows).
-        Each flow owns its (peer, slot) cells, so the fancy writes never collide, and
-        ``np.add.at`` adds the per-peer byte totals in the scalar path's order: the
-        results are bit for bit those of ``settle`` and ``_set_rate``."""
+        Each flow owns its cells, so the fancy writes never collide, and ``np.add.at``
+        adds the per-peer byte totals in the scalar path's order: the results are bit for
+        bit those of ``settle`` and ``_set_rate``."""
         now = self.env._now
-        cells: list[tuple[int, int, int, int, float]] = []  # down, s_down, up, s_up, bytes
+        cells: list[tuple[int, int, int, int, float]] = []  # i_in, i_out, down, up, bytes
         for dl in downloads:
             dt = now - dl.t
             if dt <= 0.0:
@@ -339,34 +334,34 @@ class Network:
             j = dl.peer
             for f in dl.flows:
                 b = f.rate * dt
-                cells.append((j, f.s_down, f.up, f.s_up, b))
+                cells.append((f.i_in, f.i_out, j, f.up, b))
                 if b > 0.0:
                     dl.remaining -= b
         if cells:
-            d, sd, u, su, b = _columns(cells)
-            self.t_in[d, sd] = now
-            self.t_out[u, su] = now
+            i_in, i_out, d, u, b = _columns(cells)
+            self.t_in_f[i_in] = now
+            self.t_out_f[i_out] = now
             moved = b > 0.0
-            d, sd, u, su, b = d[moved], sd[moved], u[moved], su[moved], b[moved]
-            self.recv[d, sd] += b
-            self.sent[u, su] += b
-            self.last_recv[d, sd] = now
+            i_in, i_out, d, u, b = i_in[moved], i_out[moved], d[moved], u[moved], b[moved]
+            self.recv_f[i_in] += b
+            self.sent_f[i_out] += b
+            self.last_recv_f[i_in] = now
             np.add.at(self.uploaded, u, b)
             np.add.at(self.downloaded, d, b)
         self._integral += self.rate_sum * (now - self._t_integral)
         self._t_integral = now
-        rated: list[tuple[int, int, int, int, float]] = []  # down, s_down, up, s_up, rate
+        rated: list[tuple[int, int, float]] = []  # i_in, i_out, rate
         rate_sum = self.rate_sum
         for f, r in changes:
             rate_sum += r - f.rate
             f.rate = r
-            rated.append((f.down, f.s_down, f.up, f.s_up, r))
+            rated.append((f.i_in, f.i_out, r))
         self.rate_sum = rate_sum
-        d, sd, u, su, r = _columns(rated)
-        self.rate_in[d, sd] = r
-        self.rate_out[u, su] = r
-        self.t_in[d, sd] = now
-        self.t_out[u, su] = now
+        i_in, i_out, r = _columns(rated)
+        self.rate_in_f[i_in] = r
+        self.rate_out_f[i_out] = r
+        self.t_in_f[i_in] = now
+        self.t_out_f[i_out] = now
 
     def _reschedule(self, dl: Download) -> None:
         if dl.rate <= 0.0:
