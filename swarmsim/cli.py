@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 import yaml
 from rich.console import Console
@@ -128,7 +129,7 @@ def _print_summary(result) -> None:
 
 @app.command()
 def validate(
-    scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML file, or a validation grid")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="override: path=value")] = None,
     live_runs: Annotated[
         int, typer.Option(help="also run N live libtorrent swarms and compare")
@@ -139,7 +140,11 @@ def validate(
 ) -> None:
     """Check a scenario and print it resolved; with --live-runs, compare the simulator against
     live libtorrent peers on it and exit 1 when the median completion time is off by more than
-    --tolerance."""
+    --tolerance. Given a validation grid (a file listing cases), compare every case and the
+    trends between them against the grid's own tolerances, reusing stored live runs."""
+    if _is_grid(scenario):
+        _validate_grid(scenario, live_runs, sim_runs, out)
+        return
     sc = _load(scenario, set_)
     if not live_runs:
         console.print(yaml.safe_dump(sc.resolved(), sort_keys=False), end="", highlight=False)
@@ -186,6 +191,74 @@ def validate(
     )
     console.print(f"report: {out}/validation.json, figure: {out}/sim-vs-live.png")
     if abs(m["error"]) > tolerance:
+        raise typer.Exit(1)
+
+
+def _is_grid(path: Path) -> bool:
+    try:
+        data = yaml.safe_load(path.read_text()) if path.is_file() else None
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and "cases" in data
+
+
+def _validate_grid(path: Path, live_runs: int, sim_runs: int, out: Path | None) -> None:
+    """Every case of a validation grid: live runs (stored ones reused), simulator runs, the
+    table and the verdict; exit 1 if any claim fails."""
+    from swarmsim import plots
+    from swarmsim.live import grid as vgrid
+    from swarmsim.live.harness import run_live
+    from swarmsim.live.settings import check_live
+    from swarmsim.simulate import simulate
+
+    try:
+        g, cases = vgrid.load_grid(path)
+        for sc in cases.values():
+            check_live(sc)
+    except ScenarioError as exc:
+        raise _fail(exc) from None
+    out = out or Path("results") / "validation"
+    _sigterm_as_interrupt()
+    rows, runs = [], {}
+    for name, sc in cases.items():
+        folder = out / name
+        stored = vgrid.stored_live_runs(folder, sc)
+        lives = [r for r in stored if vgrid.usable(r)]
+        k = max((int(r.path.name.split("-")[1]) + 1 for r in stored), default=0)
+        attempts = 0
+        while len(lives) < live_runs and attempts < 2 * live_runs:
+            r = run_live(sc, seed=sc.seed + k, out=folder / f"live-{k}")
+            if vgrid.usable(r):
+                lives.append(r)
+            else:
+                err.print(f"{name}: live run {k} broke its rate caps and is left out")
+            k, attempts = k + 1, attempts + 1
+        if not lives:
+            err.print(f"{name}: no live run to compare with (use --live-runs)")
+            continue
+        sims = [simulate(sc, seed=sc.seed + j) for j in range(sim_runs)]
+        rows.append(vgrid.case_row(name, sims, lives, sc.torrent.file_bytes))
+        runs[name] = (sims, lives)
+        r = rows[-1]
+        console.print(
+            f"{name}: median sim {r['median_sim_s']:.1f} s, live {r['median_live_s']:.1f} s "
+            f"({r['median_error']:+.1%}, {len(lives)} live runs); seed copies "
+            f"{r['seed_copies_sim']:.2f} / {r['seed_copies_live']:.2f}",
+            highlight=False,
+        )
+    if not rows:
+        raise _fail(SwarmsimError("no case has a live run to compare with"), 1)
+    report = vgrid.write_report(out, g, rows)
+    plots.save(plots.grid_figure(rows, runs), out / "grid")
+    for c in report["checks"]:
+        if not c["ok"]:
+            console.print(f"[red]fails[/]: {escape(c['check'])} ({c['value']:+.1%})")
+    mean = np.mean([abs(r["median_error"]) for r in rows])
+    console.print(
+        f"{sum(c['ok'] for c in report['checks'])} of {len(report['checks'])} claims hold; "
+        f"mean |median error| {mean:.1%}; table {out}/grid.md, figure {out}/grid.png"
+    )
+    if not report["ok"]:
         raise typer.Exit(1)
 
 

@@ -316,6 +316,48 @@ def new_figure(ncols=1, nrows=1, size="single", height_in=None):
     return fig, axes
 
 
+def grid_figure(rows: list[dict], runs: dict) -> plt.Figure:
+    """The validation grid at a glance: each case's median download time in every simulator
+    and live run (left) and the copies of the file its seed uploaded (right)."""
+    with plt.rc_context(STYLE):
+        fig, axes = new_figure(2, 1, "double", 0.25 * len(rows) + 1.0)
+        y = np.arange(len(rows))[::-1]
+        for ax, stat, label in (
+            (axes[0, 0], lambda r: float(np.median(download_times(r.peers))), "median download time (s)"),
+            (axes[0, 1], None, "seed copies (bytes the seed uploaded / file size)"),
+        ):
+            for k, row in enumerate(rows):
+                sims, lives = runs[row["case"]]
+                for offset, source, group, colour in (
+                    (0.12, "simulator", sims, OKABE_ITO[0]),
+                    (-0.12, "live libtorrent", lives, OKABE_ITO[3]),
+                ):
+                    if stat is None:
+                        file_bytes = group[0].scenario["torrent"]["file_bytes"]
+                        values = [
+                            float(r.peers.loc[r.peers.starts_as_seed, "uploaded_bytes"].sum())
+                            / file_bytes
+                            for r in group
+                        ]
+                    else:
+                        values = [stat(r) for r in group]
+                    ax.plot(
+                        values,
+                        np.full(len(values), y[k] + offset),
+                        "o",
+                        ms=3,
+                        mfc="none" if source == "live libtorrent" else colour,
+                        color=colour,
+                        label=source if k == 0 else None,
+                    )
+            ax.set_yticks(y, [f"{r['case']} ({r['median_error']:+.0%})" for r in rows])
+            ax.set_xlabel(label)
+            ax.grid(axis="x", lw=0.3, alpha=0.5)
+        axes[0, 0].legend(loc="lower right")
+        axes[0, 1].set_yticklabels([])
+    return fig
+
+
 def overview(result):
     """Four panels: download-time CDF, population, piece copies, utilisation."""
     with plt.rc_context(STYLE):

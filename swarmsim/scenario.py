@@ -123,6 +123,23 @@ class Timers(_Model):
     )
 
 
+class Wire(_Model):
+    """What connections cost beyond payload: set-up time and headers."""
+
+    handshake_s: float = Field(
+        0.0,
+        ge=0,
+        description="connection set-up: seconds from dialling until the peers exchange "
+        "bitfields, interest and unchokes (0 = at once)",
+    )
+    header_overhead: bool = Field(
+        False,
+        description="capacities count TCP/IP headers (40 B per 1,460 B segment) and "
+        "BitTorrent message headers (13 B per block), as libtorrent's rate limits do "
+        "(rate_limit_ip_overhead): payload runs at about 97.3 % of a capacity",
+    )
+
+
 class Record(_Model):
     sample_every_s: float = Field(10.0, gt=0, description="time-series sampling interval")
     pieces: bool = Field(True, description="write one row per piece completion")
@@ -146,6 +163,7 @@ class Scenario(_Model):
     incentive: IncentiveSpec = Field(default_factory=lambda: PolicySpec.default(INCENTIVES, "none"))
     stop: Stop = Field(default_factory=Stop)
     timers: Timers = Field(default_factory=Timers)
+    wire: Wire = Field(default_factory=Wire)
     record: Record = Field(default_factory=Record)
 
     @property

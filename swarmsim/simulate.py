@@ -89,6 +89,7 @@ def simulate(
                 float(swarm.env.now),
                 result.payments,
                 result.auctions,
+                file_bytes=scenario.torrent.file_bytes,
             ),
         )
         result.manifest = manifest

@@ -22,41 +22,62 @@ def rng(seed=0):
 # --- libtorrent ------------------------------------------------------------------------------
 
 
+def started(name="libtorrent", c_slots=12, now=0.0, **params):
+    """A libtorrent choker for one peer whose session started at ``now``."""
+    c = build(name, c_slots, **params)
+    assert c.start(0, now) == 1.0  # both rounds come one tick after the start
+    return c
+
+
 def test_libtorrent_fixed_slots_seven_regular_plus_one_optimistic():
-    c = build("libtorrent", 12)
-    recv = np.arange(12, dtype=float) * 100  # peer 11 sent us most last round
-    view = ChokeView.build(12, received_bps=recv, round=2, round_s=15.0)
+    c = started()
+    got = np.arange(12, dtype=float) * 1000  # peer 11 sent us most since the start
+    view = ChokeView.build(12, received_total=got, now_s=1.0)
     mask = c.rechoke(view, rng())[0]
     assert mask.sum() == 8
     assert set(np.flatnonzero(mask)) >= set(range(5, 12))  # the 7 best senders
+    assert c.optimistic[0].sum() == 1 and not (c.optimistic[0] & (np.arange(12) >= 5)).any()
+    assert list(c.next_round_s(np.array([0]))) == [16.0]  # regular 16 s, optimistic 31 s
+
+
+def test_libtorrent_ranks_by_bytes_since_the_last_regular_round():
+    c = started(c_slots=4, unchoke_slots=2, optimistic_slots=1)
+    c.rechoke(ChokeView.build(4, received_total=[9e6, 0, 0, 0], now_s=1.0), rng())
+    # at 16 s peer 0's old bytes no longer count: peer 3 sent most in the last 15 s
+    view = ChokeView.build(4, received_total=[9e6 + 10, 0, 0, 5000], now_s=16.0)
+    mask = c.rechoke(view, rng())[0]
+    regular = mask & ~c.optimistic[0]
+    assert list(np.flatnonzero(regular)) == [3]
 
 
 def test_libtorrent_round_robin_demotes_a_peer_past_its_quota():
     """round_robin (choker.cpp unchoke_compare_rr): unchoked for over a minute with more than
     seeding_piece_quota pieces sent -> ranked after everyone else."""
-    c = build("libtorrent", 10, unchoke_slots=3, optimistic_slots=1)
     sent = np.full(10, 5000.0)
     sent[0] = 9e9  # the fastest by far, but its quota is done
     quota = np.zeros(10, dtype=int)
     quota[0] = 25
 
-    def seed_view():
-        return ChokeView.build(
+    def regular_round():
+        c = started(c_slots=10, now=499.0, unchoke_slots=3, optimistic_slots=1)
+        view = ChokeView.build(
             10,
             is_seed=True,
-            round=1,
             now_s=500.0,
-            sent_bps=sent,
+            sent_total=sent,
             unchoked=[True] + [False] * 9,
             last_unchoked_s=[300.0] + [-np.inf] * 9,
+            connected_s=np.arange(10.0),
             pieces_sent_since_unchoke=quota,
-            round_s=15.0,
         )
+        mask = c.rechoke(view, rng())[0]
+        return mask & ~c.optimistic[0]
 
-    regular = c.rechoke(seed_view(), rng())[0]
+    regular = regular_round()
     assert not regular[0]
+    assert list(np.flatnonzero(regular)) == [1, 2]  # choked peers: the longest connected first
     quota[0] = 15  # under quota: it keeps its slot
-    assert c.rechoke(seed_view(), rng())[0][0]
+    assert regular_round()[0]
 
 
 @pytest.mark.parametrize(
@@ -69,28 +90,43 @@ def test_libtorrent_round_robin_demotes_a_peer_past_its_quota():
 )
 def test_libtorrent_rate_based_opens_exactly_the_slots_its_thresholds_allow(rates, slots):
     c = build("libtorrent", 4, choking_algorithm="rate_based")
-    view = ChokeView.build(4, sent_bps=rates, round=1, round_s=15.0)
-    assert c.slots(view)[0] == slots
+    view = ChokeView.build(4)
+    assert c.slots(view, np.atleast_2d(np.asarray(rates, float)))[0] == slots
+
+
+def test_libtorrent_rate_based_starts_with_one_optimistic_slot_and_grows_by_promotion():
+    """A fresh rate_based peer has 1 slot, kept for the optimistic unchoke, so it unchokes
+    nobody regularly; once the optimistic peer sends enough it is promoted to a regular slot
+    and a new optimistic unchoke follows at once (recalculate_unchoke_slots)."""
+    c = started(c_slots=6, choking_algorithm="rate_based")
+    mask = c.rechoke(ChokeView.build(6, now_s=1.0), rng())[0]
+    assert mask.sum() == 1 and c.optimistic[0].sum() == 1  # the optimistic slot only
+    first = int(np.flatnonzero(mask)[0])
+    sent = np.zeros(6)
+    sent[first] = 15 * 40000.0  # 40 kB/s over the 15 s round
+    view = ChokeView.build(6, now_s=16.0, unchoked=mask, sent_total=sent)
+    mask = c.rechoke(view, rng())[0]
+    assert mask[first] and not c.optimistic[0][first]  # promoted
+    assert mask.sum() == 2 and c.optimistic[0].sum() == 1  # and a new optimistic peer
 
 
 def test_libtorrent_optimistic_unchoke_goes_to_the_longest_waiting_peer():
-    c = build("libtorrent", 6, unchoke_slots=2, optimistic_slots=1)
-    # regular slot: peer 0 (best sender); optimistic: never-tried peers first, then oldest
-    waits = []
-    for rnd in (2, 4, 6, 8, 10):
-        view = ChokeView.build(
-            6, received_bps=[900, 0, 0, 0, 0, 0], round=rnd, now_s=15.0 * rnd, round_s=15.0
-        )
-        mask = c.rechoke(view, rng(rnd))[0]
-        waits.append(int(np.flatnonzero(mask & (np.arange(6) != 0))[0]))
-    assert waits == [1, 2, 3, 4, 5]  # round robin over the waiting peers, oldest first
+    c = started(c_slots=6, unchoke_slots=2, optimistic_slots=1)
+    got = np.array([9e9, 0, 0, 0, 0, 0])  # peer 0 holds the regular slot throughout
+    picks, unchoked = [], np.zeros(6, bool)
+    for k in range(5):
+        view = ChokeView.build(6, received_total=got * (k + 1), unchoked=unchoked, now_s=1.0 + 30 * k)
+        unchoked = c.rechoke(view, rng(k))[0]
+        picks.append(int(np.flatnonzero(c.optimistic[0])[0]))
+    assert sorted(picks) == [1, 2, 3, 4, 5]  # every waiting peer once: never-tried first
 
 
 def test_libtorrent_preemptive_unchoke_fills_free_slots_only():
-    c = build("libtorrent", 6, unchoke_slots=3)
+    c = started(c_slots=6, unchoke_slots=3)
     assert c.has_free_slot(0, 2) and not c.has_free_slot(0, 3)
     view = ChokeView.build(
         6,
+        now_s=0.5,  # between rounds: an event rechoke
         periodic=False,
         unchoked=[True, True, False, False, False, False],
         interested=[True, True, False, True, False, False],
@@ -101,14 +137,28 @@ def test_libtorrent_preemptive_unchoke_fills_free_slots_only():
     assert not rb.has_free_slot(0, 0)  # rate_based never unchokes between rounds
 
 
+def test_libtorrent_a_lost_unchoked_peer_triggers_a_regular_round():
+    c = started(c_slots=4, unchoke_slots=2, optimistic_slots=1)
+    got = np.array([3000.0, 2000.0, 1000.0, 0.0])
+    mask = c.rechoke(ChokeView.build(4, received_total=got, now_s=1.0), rng())[0]
+    regular = mask & ~c.optimistic[0]
+    assert regular[0]
+    lost = np.array([False, True, True, True])  # peer 0 is no longer interested
+    view = ChokeView.build(4, now_s=5.0, periodic=False, interested=lost, unchoked=mask & lost)
+    after = c.rechoke(view, rng())[0]
+    assert (after & ~c.optimistic[0]).sum() == 1  # the freed regular slot is filled now
+    assert c.next_round_s(np.array([0]))[0] == 20.0  # and the 15 s cycle restarts
+
+
 def test_libtorrent_anti_leech_prefers_new_and_nearly_done_peers():
-    c = build(
-        "libtorrent", 4, unchoke_slots=2, optimistic_slots=1, seed_choking_algorithm="anti_leech"
+    c = started(
+        c_slots=4, unchoke_slots=2, optimistic_slots=1, seed_choking_algorithm="anti_leech"
     )
-    view = ChokeView.build(4, is_seed=True, n_pieces=100, have_counts=[50, 2, 48, 97], round=1)
+    view = ChokeView.build(4, is_seed=True, n_pieces=100, have_counts=[50, 2, 48, 97], now_s=1.0)
     mask = c.rechoke(view, rng())[0]
-    assert mask[1] or mask[3]
-    assert not (mask[0] and mask[2])
+    # score |have - half| * 2000 / total: 2 pieces -> 960, 97 -> 940, 48 -> 40, 50 -> 0
+    assert list(np.flatnonzero(mask & ~c.optimistic[0])) == [1]
+    assert not mask[0]
 
 
 # --- transmission -------------------------------------------------------------------------------

@@ -72,12 +72,21 @@ def token_flows(peers: pd.DataFrame, payments: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def seed_copies(peers: pd.DataFrame, file_bytes: int) -> float:
+    """Copies of the file the initial seeds uploaded: 1.0 means every byte left them once,
+    more means they sent some pieces several times (a seed-bound swarm ends after about
+    ``seed_copies * file_bytes / seed upload``)."""
+    return float(peers.loc[peers["starts_as_seed"], "uploaded_bytes"].sum()) / file_bytes
+
+
 def summarize(
     peers: pd.DataFrame,
     timeseries: pd.DataFrame,
     end_s: float,
     payments: pd.DataFrame | None = None,
     auctions: pd.DataFrame | None = None,
+    *,
+    file_bytes: int,
 ) -> dict:
     """The numbers the CLI prints and golden files pin."""
     leechers = peers[~peers["starts_as_seed"]]
@@ -97,6 +106,7 @@ def summarize(
         "mean_seeding_s": float(seeded.mean()) if len(seeded) else math.nan,
         "upload_utilisation": upload_utilisation(peers, end_s),
         "uploaded_bytes": float(peers["uploaded_bytes"].sum()),
+        "seed_copies": seed_copies(peers, file_bytes),
         "availability": availability(timeseries),
         "lifetime_s": lifetime(timeseries),
     }

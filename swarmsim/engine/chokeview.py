@@ -24,6 +24,7 @@ class SwarmChokeView(ChokeView):
         self.now_s = swarm.env.now
         self.periodic = periodic
         self.n_pieces = swarm.n_pieces
+        self.piece_bytes = swarm.scenario.torrent.piece_bytes
         self.peers = peers
         self.nbr = c.nb[peers]
         self.valid = self.nbr >= 0

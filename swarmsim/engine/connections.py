@@ -30,6 +30,12 @@ class Connections:
         self.t_in = np.zeros(shape)
         self.rate_out = np.zeros(shape)
         self.t_out = np.zeros(shape)
+        # the downloader's exponential estimate of each connection's rate in, and when it was
+        # last brought up to date (``Network.rate_estimate``)
+        self.rate_est_in = np.zeros(shape)
+        self.rate_est_t = np.zeros(shape)
+        # the downloader's request pipeline still ramps up on this connection (slow start)
+        self.slow_start = np.zeros(shape, dtype=bool)
         self.connected_s = np.zeros(shape)
         self.last_recv = np.full(shape, -np.inf)  # mainline: snubbed until the first block
         self.unchoked = np.zeros(shape, dtype=bool)  # row peer unchokes the slot's neighbour
@@ -75,6 +81,9 @@ class Connections:
             self.rev[a, sa] = sb
             self.recv[a, sa] = self.sent[a, sa] = 0.0
             self.rate_in[a, sa] = self.rate_out[a, sa] = 0.0
+            self.rate_est_in[a, sa] = 0.0
+            self.rate_est_t[a, sa] = now
+            self.slow_start[a, sa] = True
             self.snap_recv[a, sa] = self.snap_sent[a, sa] = 0.0
             self.connected_s[a, sa] = now
             self.last_recv[a, sa] = -np.inf

@@ -19,6 +19,9 @@ from swarmsim.engine.views import PickView
 from swarmsim.errors import InvariantError
 
 BIT = np.array([1 << k for k in range(64)], dtype=np.uint64)
+# libtorrent leaves slow start at a second tick once an unchoked connection's rate stops
+# growing: a steady flow's second full second (peer_connection::second_tick)
+SLOW_START_S = 2.0
 
 
 class Exchange:
@@ -60,31 +63,47 @@ class Exchange:
     # --- choking ---------------------------------------------------------------------------
     def _schedule_periodic(self, u: int, delay: float) -> None:
         """Periodic rechokes fire on the ``tick_s`` grid (libtorrent's 1 s tick), so peers
-        due in the same tick rechoke as one vectorised batch."""
+        due in the same tick rechoke as one vectorised batch. A peer has one periodic call
+        scheduled at a time: scheduling it anew leaves its older entry stale."""
         t = self.env.now + delay
         tick = self.tick_s
         key = math.ceil(t / tick - 1e-9) if tick > 0 else t
+        if self._periodic_key[u] == key:
+            return
+        self._periodic_key[u] = key
         batch = self._periodic.get(key)
         if batch is None:
             self._periodic[key] = [u]
-            self._at((key * tick if tick > 0 else t) - self.env.now, self._on_periodic_batch, key)
+            at = key * tick if tick > 0 else t
+            self._at(max(at - self.env.now, 0.0), self._on_periodic_batch, key)
         else:
             batch.append(u)
 
     def _on_periodic_batch(self, ev) -> None:
-        peers = np.array(self._periodic.pop(ev._value), dtype=np.int64)
-        peers = peers[self.online[peers]]
+        key = ev._value
+        peers = np.array(self._periodic.pop(key), dtype=np.int64)
+        peers = peers[(self._periodic_key[peers] == key) & self.online[peers]]
         if peers.size == 0:
             return
+        self._periodic_key[peers] = -1
         self.events += 1
         self.rounds[peers] += 1
         self._rechoke(peers, periodic=True)
         for u in peers.tolist():
-            self._schedule_periodic(u, self.chokers[u].interval_s)
+            if self._periodic_key[u] < 0:  # its choker keeps no timers of its own
+                self._schedule_periodic(u, self.chokers[u].interval_s)
             if self.is_seed[u] and self.online[u] and self._done_seeding(u):
                 self._leave(u)
         self._maybe_done()
         self.net.reflow()
+
+    def _lost_unchoked(self, u: int) -> None:
+        """An unchoked peer of ``u`` left or lost interest: mainline rechokes at once
+        (``connection_lost``, ``not_interested``), libtorrent at its next tick."""
+        if self.events_at_tick[u]:
+            self._request_tick_rechoke(u)
+        else:
+            self._request_rechoke(u)
 
     def _request_rechoke(self, u: int) -> None:
         """Coalesce event-driven rechokes into one batch, run after the current event."""
@@ -146,6 +165,11 @@ class Exchange:
                     f"hold uninterested peers (peers {peers[rows].tolist()[:5]}...)"
                 )
             weights[rows] = out
+            timers = getattr(choker, "next_round_s", None)
+            due = timers(view.peers) if timers is not None else None
+            if due is not None:  # the choker keeps its own timers
+                for u, t in zip(view.peers.tolist(), due.tolist(), strict=True):
+                    self._schedule_periodic(u, t - now if t > now else self.tick_s)
         new = weights > 0
         reweighted = new & was & (weights != conns.share[peers])
         conns.share[peers] = weights
@@ -165,12 +189,22 @@ class Exchange:
                 f = net.out_flows[u].get(j)
                 if f is not None:
                     self._close(f)
+                if self.fast_k[u]:
+                    self._offer_fast(u, j, s, rev)
             elif not was_on:
                 if not conns.unchoked[u, s]:
                     conns.unchoked[u, s] = True
                     conns.last_unchoke[u, s] = now
                     conns.sent_pieces[u, s] = 0
-                    self._feed(net.open_flow(u, j, s, rev, w))
+                    f = net.out_flows[u].get(j)
+                    if f is None:
+                        self._feed(net.open_flow(u, j, s, rev, w))
+                    else:  # it served j's allowed-fast pieces: now it serves j in full
+                        f.fast = False
+                        f.t0 = now
+                        net.reweight(f, w)
+                        if f.dl is None:
+                            self._feed(f)
             else:
                 f = net.out_flows[u].get(j)
                 if f is not None:
@@ -188,29 +222,133 @@ class Exchange:
             self.snap_t[peers, r[:, 0]] = now
 
     def _close(self, f: Flow, keep_partial: bool = True) -> None:
+        """End a flow: a choke drops the pieces reserved on it (libtorrent's
+        ``clear_request_queue`` and the uploader's rejects) and cuts the one in flight."""
         self.conns.unchoked[f.up, f.s_up] = False
         self.conns.share[f.up, f.s_up] = 0.0
         self.idle_in[f.down].pop(f.up, None)
         self.idle_out[f.up].pop(f.down, None)
+        released = self._release_queue(f)
         self.net.close_flow(f, keep_partial)
+        for piece in released:
+            if self.idle_in[f.down]:
+                self._retry_idle(f.down, piece)
 
     def _lost_interest(self, f: Flow) -> None:
-        """The downloader wants nothing more from the uploader: mainline's ``not_interested``
-        from an unchoked peer, which makes the uploader rechoke at once."""
+        """The downloader wants nothing more from the uploader: ``not_interested`` from an
+        unchoked peer, which makes the uploader rechoke; a peer fetching its allowed-fast
+        pieces just stops."""
         if f.dl is not None:
             self.net.release(f)
+        unchoked = not f.fast
         self._close(f)
-        self._request_rechoke(f.up)
+        if unchoked:
+            self._lost_unchoked(f.up)
+
+    # --- allowed fast (BEP 6) ----------------------------------------------------------------
+    def _fast_has(self, u: int, j: int) -> np.ndarray:
+        """What ``u`` offers ``j`` while it chokes ``j``: its pieces in ``j``'s allowed-fast set."""
+        allowed = self.allowed_fast.pieces(j, int(self.fast_k[u]))
+        has = np.zeros(self.n_pieces, dtype=bool)
+        has[allowed] = self.bits[u, allowed]
+        return has
+
+    def _fast_wants(self, u: int, j: int) -> bool:
+        allowed = self.allowed_fast.pieces(j, int(self.fast_k[u]))
+        return bool((self.bits[u, allowed] & ~self.bits[j, allowed]).any())
+
+    def _offer_fast(self, u: int, j: int, s_u: int | None = None, s_j: int | None = None) -> None:
+        """``u`` chokes interested ``j``: ``j`` requests its allowed-fast pieces that ``u`` has
+        (libtorrent sends the set on ``j``'s first INTERESTED, never to a seed)."""
+        if (
+            not self.fast_k[u]
+            or self.is_seed[j]
+            or not self.online[j]
+            or self.up_bps[u] <= 0.0
+            or j in self.net.out_flows[u]
+            or not self._fast_wants(u, j)
+        ):
+            return
+        if s_u is None:
+            s_u = int(np.flatnonzero(self.conns.nb[u] == j)[0])
+            s_j = int(self.conns.rev[u, s_u])
+        self._feed(self.net.open_flow(u, j, s_u, s_j, 1.0, fast=True))
+
+    def _offer_fast_piece(self, u: int, piece: int) -> None:
+        """``u`` announced ``piece``. A choked peer asks a connection for allowed-fast pieces
+        only when that connection becomes interesting (libtorrent ``peer_is_interesting``),
+        after a block arrives on it, or after a reject: so the HAVE makes ``j`` request
+        ``piece`` only if ``u`` had nothing else ``j`` lacks."""
+        ids, slots, rev = self.conns.neighbours(u)
+        if not ids.size:
+            return
+        sets = self.allowed_fast.matrix[ids, : int(self.fast_k[u])]
+        hit = (sets == piece).any(axis=1) & ~self.bits[ids, piece] & ~self.conns.unchoked[u, slots]
+        if not hit.any():
+            return
+        b = np.flatnonzero(hit)
+        lacks = self.words_t[:, u][:, None] & ~self.words_t[:, ids[b]]
+        lacks[piece >> 6] &= ~BIT[piece & 63]
+        for k in b[~lacks.any(axis=0)].tolist():
+            self._offer_fast(u, int(ids[k]), int(slots[k]), int(rev[k]))
+
+    # --- pipelines ---------------------------------------------------------------------------
+    def _reserve(self, f: Flow, piece: int, wanted: np.ndarray) -> None:
+        """The downloader commits ``piece`` to this connection (a request queued ahead)."""
+        j = f.down
+        if not wanted[piece]:
+            raise InvariantError(f"picker reserved piece {piece} that peer {f.up} cannot give {j}")
+        wanted[piece] = False
+        self.busy[j, piece] = True
+        self.need[j, piece] = False
+        self.free[j] -= 1
+        f.queue.append(piece)
+        self.reserved[j][piece] = f
+
+    def _release_queue(self, f: Flow) -> list[int]:
+        j = f.down
+        released = f.queue
+        if not released:
+            return released
+        f.queue = []
+        reserved = self.reserved[j]
+        for piece in released:
+            del reserved[piece]
+            self.busy[j, piece] = False
+        if self.online[j]:
+            self.need[j, released] = True
+            self.free[j] += len(released)
+        return released
 
     # --- pieces ----------------------------------------------------------------------------
     def _feed(self, f: Flow) -> None:
-        """Give an unchoked connection its next piece; park it idle or close it if none."""
+        """Give a connection its next piece (from its pipeline or a new pick) and let the
+        picker reserve more ahead; park it idle, or close it, if there is nothing to fetch."""
         u, j = f.up, f.down
         net = self.net
-        endgame = self.free[j] == 0
-        in_flight = {p: len(d.flows) for p, d in net.downloads[j].items()} if endgame else {}
-        has = self.bits[u]
+        has = self._fast_has(u, j) if f.fast else self.bits[u]
         wanted = has & self.need[j]
+        endgame = self.free[j] == 0
+        in_flight = {}
+        if endgame:  # pieces being fetched, or reserved on another connection (0 sources)
+            in_flight = {p: len(d.flows) for p, d in net.downloads[j].items()}
+            for p, g in self.reserved[j].items():
+                if g is not f:
+                    in_flight.setdefault(p, 0)
+        queued_bytes, rate, shared, received, slow = 0.0, 0.0, None, 0.0, False
+        if self.pipelined:
+            sizes = self.piece_sizes
+            queued_bytes = float(sum(sizes[p] for p in f.queue))
+            rate = net.rate_estimate(f.i_in)
+            received = float(net.recv_f[f.i_in])
+            slow = self.conns.slow_start[j, f.s_down]
+            if slow and not f.fast and self.env.now - f.t0 >= SLOW_START_S:
+                slow = self.conns.slow_start[j, f.s_down] = False
+            shared = {
+                p: len(d.flows)
+                for p, d in net.downloads[j].items()
+                if d.shared and has[p] and f not in d.flows
+            }
         view = PickView(
             j,
             u,
@@ -222,11 +360,35 @@ class Exchange:
             endgame,
             in_flight,
             has,
+            queued_bytes,
+            rate,
+            shared,
+            self.scenario.torrent.piece_bytes,
+            self.scenario.torrent.block_bytes,
+            received,
+            bool(slow),
         )
         piece = self.picker.pick(view, self.rng_pick)
+        if isinstance(piece, list):
+            for p in piece:
+                self._reserve(f, p, wanted)
+            piece = None
         idle_in = self.idle_in[j]
+        if piece is None and f.queue:
+            if f.dl is not None and f.dl.remaining > 0.0:
+                return  # still fetching: the reservations wait their turn
+            piece = f.queue.pop(0)
+            del self.reserved[j][piece]
+            if idle_in:
+                idle_in.pop(u, None)
+                self.idle_out[u].pop(j, None)
+            kept = self.partial[j].pop(piece, 0.0) if self.partial[j] else 0.0
+            net.assign(f, net.start(j, piece, self.piece_sizes[piece], kept, False))
+            return
         if piece is None:
-            if not self.wants(j, u):
+            if f.fast or not self.wants(j, u):
+                # a choked peer's connection that finds no allowed-fast piece to request goes
+                # quiet until something makes it request again (see _offer_fast_piece)
                 self._lost_interest(f)
                 return
             if f.dl is not None:
@@ -238,19 +400,25 @@ class Exchange:
             idle_in.pop(u, None)
             self.idle_out[u].pop(j, None)
         dl = net.downloads[j].get(piece)
-        if dl is None:
+        if dl is None and piece in self.reserved[j]:  # endgame: take it off another connection
+            g = self.reserved[j].pop(piece)
+            g.queue.remove(piece)
+            if f.dl is not None:
+                net.release(f)
+            net.assign(f, net.start(j, piece, self.piece_sizes[piece], 0.0, False))
+        elif dl is None:
             if not wanted[piece]:
                 raise InvariantError(f"picker chose piece {piece} that peer {u} cannot give {j}")
             partial = self.partial[j]
             kept = partial.pop(piece, 0.0) if partial else 0.0
-            dl = net.start(j, piece, self.piece_sizes[piece], kept)
+            dl = net.start(j, piece, self.piece_sizes[piece], kept, self.pipelined)
             self.busy[j, piece] = True
             self.need[j, piece] = False
             self.free[j] -= 1
             net.assign(f, dl)
             if idle_in and self.free[j] == 0:
                 self._retry_idle(j, None)  # endgame starts: idle connections may join in
-        elif endgame and has[piece] and f not in dl.flows:
+        elif (endgame or dl.shared) and has[piece] and f not in dl.flows:
             if f.dl is not None and f.dl is not dl:
                 net.release(f)
             net.assign(f, dl)
@@ -317,7 +485,7 @@ class Exchange:
         if self.idle_in[j]:  # connections parked for want of free pieces may be useless now
             idle = list(self.idle_in[j].values())
             for f, wanted in zip(idle, self.wants_from(j, [f.up for f in idle]), strict=True):
-                if f.alive and not wanted:
+                if f.alive and not (self._fast_wants(f.up, j) if f.fast else wanted):
                     self._lost_interest(f)
         if self.idle_out[j]:  # connections parked for want of pieces we now have
             for f in list(self.idle_out[j].values()):
@@ -327,6 +495,8 @@ class Exchange:
             j, int(self.conns.unchoked[j].sum())
         ):
             self._request_rechoke(j)  # libtorrent: a newly interested peer takes a free slot
+        if self.fast_k[j]:
+            self._offer_fast_piece(j, p)
         if self.have[j] == self.n_pieces:
             self._became_seed(j)
 

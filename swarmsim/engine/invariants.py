@@ -91,9 +91,12 @@ def _unchoked(swarm) -> str:
         wants = (swarm.bits[u] & ~swarm.bits[ids]).any(axis=1) if ids.size else unchoked
         if (unchoked & ~wants).any():
             return f"peer {u} unchokes a peer that is not interested"
-        flows = set(net.out_flows[u])
+        flows = {j for j, f in net.out_flows[u].items() if not f.fast}
         if flows != set(ids[unchoked].tolist()):
             return f"peer {u}'s flows {sorted(flows)} differ from its unchoked peers"
+        fast = {j for j, f in net.out_flows[u].items() if f.fast}
+        if fast & flows or not fast <= set(ids.tolist()):
+            return f"peer {u} serves allowed-fast pieces to peers it unchokes or is not connected to"
     return "ok"
 
 
@@ -116,8 +119,11 @@ def _in_flight(swarm) -> str:
     net = swarm.net
     for j in np.flatnonzero(swarm.online).tolist():
         busy = set(np.flatnonzero(swarm.busy[j]).tolist())
-        if busy != set(net.downloads[j]):
+        queued = [p for f in net.in_flows[j].values() for p in f.queue]
+        if busy != set(net.downloads[j]) | set(queued):
             return f"peer {j} marks pieces {sorted(busy)[:5]} busy but fetches {sorted(net.downloads[j])[:5]}"
+        if len(queued) != len(set(queued)) or set(queued) != set(swarm.reserved[j]):
+            return f"peer {j}'s reserved pieces disagree with its connections' queues"
         need = ~swarm.bits[j] & ~swarm.busy[j]
         if not np.array_equal(need, swarm.need[j]) or int(need.sum()) != swarm.free[j]:
             return f"peer {j}'s needed-piece mask is out of date"

@@ -12,11 +12,17 @@ piece that the next uploader can finish (DESIGN.md "Torrent").
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable
 
 import numpy as np
 import simpy
 from simpy.events import NORMAL
+
+
+# libtorrent's per-connection rate meter (``stat_channel::second_tick``): each second
+# avg = avg * 4/5 + sample / 5, i.e. an exponential average decaying by 4/5 per second
+RATE_DECAY_PER_S = math.log(5 / 4)
 
 
 class Due:
@@ -33,11 +39,26 @@ class Due:
 
 
 class Download:
-    """A piece being fetched by ``peer``; several flows only in endgame."""
+    """A piece being fetched by ``peer``. Several flows share it in endgame, and when it is
+    ``shared``: picked block by block, so the downloader's other connections may fetch other
+    blocks of it (libtorrent outside whole-piece mode); their bytes add up."""
 
-    __slots__ = ("peer", "piece", "size", "remaining", "t", "rate", "flows", "event", "start")
+    __slots__ = (
+        "peer",
+        "piece",
+        "size",
+        "remaining",
+        "t",
+        "rate",
+        "flows",
+        "event",
+        "start",
+        "shared",
+    )
 
-    def __init__(self, peer: int, piece: int, size: int, remaining: float, now: float):
+    def __init__(
+        self, peer: int, piece: int, size: int, remaining: float, now: float, shared: bool
+    ):
         self.peer = peer
         self.piece = piece
         self.size = size
@@ -47,11 +68,14 @@ class Download:
         self.rate = 0.0
         self.flows: list[Flow] = []
         self.event: Due | None = None
+        self.shared = shared
 
 
 class Flow:
-    """Uploader ``up`` unchokes interested ``down``; ``s_up``/``s_down`` are the connection's
-    slots in each side's row of the connection table."""
+    """Uploader ``up`` serves interested ``down``: it unchokes it, or it chokes it and serves
+    its BEP 6 allowed-fast pieces (``fast``). ``s_up``/``s_down`` are the connection's slots in
+    each side's row of the connection table. ``queue`` holds the pieces the downloader has
+    reserved on this connection beyond the one in flight (its request pipeline)."""
 
     __slots__ = (
         "up",
@@ -65,6 +89,8 @@ class Flow:
         "alive",
         "weight",
         "t0",
+        "queue",
+        "fast",
     )
 
     def __init__(
@@ -76,6 +102,7 @@ class Flow:
         width: int,
         weight: float = 1.0,
         t0: float = 0.0,
+        fast: bool = False,
     ):
         self.up = up
         self.down = down
@@ -90,6 +117,8 @@ class Flow:
         self.alive = True
         self.weight = weight  # the uploader's share for it (chokers such as propshare set it)
         self.t0 = t0  # when the uploader unchoked the downloader
+        self.queue: list[int] = []
+        self.fast = fast
 
 
 def _flat(table: np.ndarray) -> np.ndarray:
@@ -124,6 +153,7 @@ class Network:
         block_bytes: int,
         on_done: Callable[[Download], None],
         on_abandon: Callable[[Download, float], None],
+        estimate_rates: bool = False,
     ):
         self.env = env
         self.up_bps = [float(x) for x in up_bps]
@@ -135,6 +165,9 @@ class Network:
         )
         self.t_in_f, self.t_out_f = _flat(conns.t_in), _flat(conns.t_out)
         self.rate_in_f, self.rate_out_f = _flat(conns.rate_in), _flat(conns.rate_out)
+        # the download-rate estimate of each connection, kept only when a picker reads it
+        self.estimate_rates = estimate_rates
+        self.est_f, self.est_t_f = _flat(conns.rate_est_in), _flat(conns.rate_est_t)
         self.allocator = allocator
         self.block_bytes = block_bytes
         self.on_done = on_done
@@ -161,8 +194,10 @@ class Network:
         self._t_integral = 0.0
 
     # --- flows ---------------------------------------------------------------------------
-    def open_flow(self, up: int, down: int, s_up: int, s_down: int, weight: float = 1.0) -> Flow:
-        f = Flow(up, down, s_up, s_down, self.width, weight, self.env.now)
+    def open_flow(
+        self, up: int, down: int, s_up: int, s_down: int, weight: float = 1.0, fast: bool = False
+    ) -> Flow:
+        f = Flow(up, down, s_up, s_down, self.width, weight, self.env.now, fast)
         self.out_flows[up][down] = f
         self.in_flows[down][up] = f
         return f
@@ -182,8 +217,8 @@ class Network:
             elif self.downloads[dl.peer].get(dl.piece) is dl:  # still in flight: abandon it
                 self._abandon(dl, keep_partial)
 
-    def start(self, peer: int, piece: int, size: int, kept: float) -> Download:
-        dl = Download(peer, piece, size, size - kept, self.env.now)
+    def start(self, peer: int, piece: int, size: int, kept: float, shared: bool) -> Download:
+        dl = Download(peer, piece, size, size - kept, self.env.now, shared)
         self.downloads[peer][piece] = dl
         return dl
 
@@ -243,10 +278,28 @@ class Network:
         self._t_integral = now
         self.rate_sum += rate - f.rate
         f.rate = rate
+        if self.estimate_rates:
+            self._fold_estimate(f.i_in, now)
         self.rate_in_f[f.i_in] = rate
         self.rate_out_f[f.i_out] = rate
         self.t_in_f[f.i_in] = now  # callers settle first: credited up to now
         self.t_out_f[f.i_out] = now
+
+    def _fold_estimate(self, cell, now: float) -> None:
+        """Bring a connection's rate estimate up to ``now`` at its current rate (call before
+        the rate changes)."""
+        old = self.rate_in_f[cell]
+        decay = math.exp(-RATE_DECAY_PER_S * (now - self.est_t_f[cell]))
+        self.est_f[cell] = old + (self.est_f[cell] - old) * decay
+        self.est_t_f[cell] = now
+
+    def rate_estimate(self, cell) -> float:
+        """The downloader's estimate of a connection's download rate now (libtorrent's
+        ``download_payload_rate``), in bytes per second."""
+        now = self.env._now
+        old = self.rate_in_f[cell]
+        decay = math.exp(-RATE_DECAY_PER_S * (now - self.est_t_f[cell]))
+        return float(old + (self.est_f[cell] - old) * decay)
 
     def uploaded_integral(self) -> float:
         """Bytes uploaded by everyone so far, in-flight bytes included."""
@@ -358,6 +411,11 @@ class Network:
             rated.append((f.i_in, f.i_out, r))
         self.rate_sum = rate_sum
         i_in, i_out, r = _columns(rated)
+        if self.estimate_rates:
+            old = self.rate_in_f[i_in]
+            decay = np.exp(-RATE_DECAY_PER_S * (now - self.est_t_f[i_in]))
+            self.est_f[i_in] = old + (self.est_f[i_in] - old) * decay
+            self.est_t_f[i_in] = now
         self.rate_in_f[i_in] = r
         self.rate_out_f[i_out] = r
         self.t_in_f[i_in] = now

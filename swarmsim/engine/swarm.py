@@ -10,6 +10,7 @@ peer's degree and the piece count, vectorised in numpy (no O(peers^2) anywhere).
 from __future__ import annotations
 
 import gc
+import hashlib
 import math
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ import numpy as np
 import simpy
 from simpy.events import Timeout
 
+from swarmsim.engine.allowed_fast import AllowedFast, peer_address
 from swarmsim.engine.connections import Connections
 from swarmsim.engine.economy import Economy
 from swarmsim.engine.exchange import Exchange
@@ -52,6 +54,14 @@ def pack_words(bits: np.ndarray) -> np.ndarray:
 
 
 LATE = 2  # SimPy priority after NORMAL (1): processed last among same-time events
+# libtorrent's rate_limit_ip_overhead (stat.hpp trancieve_ip_packet): 40 B of TCP/IPv4
+# headers per 1,460 B segment; a 16 KiB block's piece message adds 13 B of header
+TCP_IP_HEADER_BYTES, SEGMENT_PAYLOAD_BYTES, PIECE_HEADER_BYTES = 40, 1460, 13
+
+
+def payload_share(block_bytes: int) -> float:
+    """The share of a rate cap left for payload when the cap counts every header."""
+    return 1.0 / (1.0 + TCP_IP_HEADER_BYTES / SEGMENT_PAYLOAD_BYTES + PIECE_HEADER_BYTES / block_bytes)
 
 
 @contextmanager
@@ -121,10 +131,28 @@ class Swarm(Exchange):
         )
         tr = sc.tracker
         self.conns = Connections(N, tr.max_connections, P, rank, self.rounds_kept)
+        self.picker = sc.picker.build(PICKERS)
+        # the picker keeps a request pipeline: it reads rate estimates and reserves ahead
+        self.pipelined = bool(getattr(self.picker, "uses_rate_estimates", False))
+        self.reserved: list[dict[int, Flow]] = [{} for _ in range(N)]  # piece -> its flow
         for choker in self.choker_objs:
             choker.setup(N, tr.max_connections)
         self.tick_s = sc.timers.tick_s
         self._periodic: dict = {}
+        self._periodic_key = np.full(N, -1, dtype=np.int64)  # each peer's scheduled batch
+        # BEP 6: every peer's allowed-fast sequence, from its address and the info-hash
+        self.fast_k = np.array(
+            [getattr(c, "allowed_fast_set_size", 0) for c in self.chokers], dtype=np.int64
+        )
+        self.allowed_fast = AllowedFast(
+            [peer_address(k) for k in range(N)],
+            hashlib.sha1(sc.digest().encode()).digest(),
+            P,
+            int(self.fast_k.max(initial=0)),
+        )
+        self.handshake_s = sc.wire.handshake_s
+        self.dialing = np.zeros(N, dtype=np.int64)  # connections still in their handshake
+        self._dials: set[tuple[int, int]] = set()
         self.snap_t = np.zeros((N, self.rounds_kept))
         self.rounds = np.zeros(N, dtype=np.int64)
         self.tracker = Tracker(N, self.streams.get("tracker"))
@@ -138,12 +166,12 @@ class Swarm(Exchange):
             t.block_bytes,
             self._on_download_done,
             self._on_abandon,
+            estimate_rates=self.pipelined,
         )
-        self.net.on_close = lambda f: recorder.unchoke(f.up, f.down, f.t0, self.env.now)
+        self.net.on_close = self._record_unchoke
         self.economy = Economy(self)
         self.idle_in: list[dict[int, Flow]] = [{} for _ in range(N)]
         self.idle_out: list[dict[int, Flow]] = [{} for _ in range(N)]
-        self.picker = sc.picker.build(PICKERS)
         self.rng_choke = self.streams.get("choker")
         self.rng_pick = self.streams.get("picker")
         self.rng_depart = self.streams.get("departure")
@@ -167,6 +195,10 @@ class Swarm(Exchange):
         )
         self.nominal_up_bps = np.array([classes[c].upload_bps for c in self.peer_class])
         self.down_bps = np.array([classes[c].download_bps for c in self.peer_class], dtype=float)
+        if sc.wire.header_overhead:  # capacities are rate caps: the payload gets the rest
+            share = payload_share(sc.torrent.block_bytes)
+            self.up_bps = self.up_bps * share
+            self.down_bps = self.down_bps * share
         # One choker object per distinct spec, shared by the peers (and classes) that use it.
         shared = sc.choker.build(CHOKERS)
         self.choker_objs = [shared]
@@ -182,6 +214,7 @@ class Swarm(Exchange):
         # optional parts of the Choker protocol, looked up once (per-piece hot path)
         self.on_interest = [bool(getattr(c, "rechoke_on_interest", False)) for c in self.chokers]
         self.after_piece = [callable(getattr(c, "rechoke_after_piece", None)) for c in self.chokers]
+        self.events_at_tick = [bool(getattr(c, "events_at_tick", False)) for c in self.chokers]
         rules = [
             c.departure.build(DEPARTURES)
             if c.departure
@@ -244,7 +277,9 @@ class Swarm(Exchange):
         self.snap_t[i] = now
         self.tracker.add(i)
         self._announce(i)
-        self._schedule_periodic(i, self.chokers[i].interval_s)
+        start = getattr(self.chokers[i], "start", None)
+        first = start(i, now) if start is not None else None
+        self._schedule_periodic(i, self.chokers[i].interval_s if first is None else first)
         self._at(self.scenario.tracker.reannounce_interval_s, self._on_reannounce, i)
         rule = self.departure[i]
         if self.is_seed[i]:
@@ -258,23 +293,55 @@ class Swarm(Exchange):
         tr = self.scenario.tracker
         conns = self.conns
         cap = conns.max_conn
+        dialing = self.dialing
         for c in self.tracker.sample(i, tr.peers_per_announce):
-            if conns.deg[i] >= cap:
+            if conns.deg[i] + dialing[i] >= cap:
                 break
             if (
                 c in conns.nbr_sets[i]
-                or conns.deg[c] >= cap
+                or conns.deg[c] + dialing[c] >= cap
                 or (self.is_seed[i] and self.is_seed[c])
+                or (min(i, c), max(i, c)) in self._dials
             ):
                 continue
-            # mainline 4.x connection_made: into the rotation, no rechoke until the next round;
-            # libtorrent unchokes a newcomer at once if a slot is free (maybe_unchoke_this_peer)
-            conns.connect(i, c, self.env.now, self.bits, self.is_seed)
-            for a in (i, c):
-                if self.on_interest[a] and self.chokers[a].has_free_slot(
-                    a, int(conns.unchoked[a].sum())
-                ):
-                    self._request_rechoke(a)
+            if self.handshake_s > 0.0:
+                self._dials.add((min(i, c), max(i, c)))
+                dialing[i] += 1
+                dialing[c] += 1
+                self._at(self.handshake_s, self._on_handshake, (i, c))
+            else:
+                self._connect(i, c)
+
+    def _on_handshake(self, ev) -> None:
+        i, c = ev._value
+        self._dials.discard((min(i, c), max(i, c)))
+        self.dialing[i] -= 1
+        self.dialing[c] -= 1
+        conns = self.conns
+        if (
+            self.online[i]
+            and self.online[c]
+            and c not in conns.nbr_sets[i]
+            and conns.deg[i] < conns.max_conn
+            and conns.deg[c] < conns.max_conn
+            and not (self.is_seed[i] and self.is_seed[c])
+        ):
+            self.events += 1
+            self._connect(i, c)
+            self.net.reflow()
+
+    def _connect(self, i: int, c: int) -> None:
+        """The handshake is done: bitfields are known. mainline 4.x connection_made: into the
+        rotation, no rechoke until the next round; libtorrent unchokes a newcomer at once if a
+        slot is free (maybe_unchoke_this_peer) and offers it its allowed-fast pieces."""
+        conns = self.conns
+        conns.connect(i, c, self.env.now, self.bits, self.is_seed)
+        for a, b in ((i, c), (c, i)):
+            if self.on_interest[a] and self.chokers[a].has_free_slot(
+                a, int(conns.unchoked[a].sum())
+            ):
+                self._request_rechoke(a)
+            self._offer_fast(a, b)
 
     def _on_reannounce(self, ev) -> None:
         i = ev._value
@@ -317,8 +384,10 @@ class Swarm(Exchange):
             self.leechers -= 1
         net = self.net
         for f in list(net.in_flows[i].values()):
+            unchoked = not f.fast
             self._close(f, keep_partial=False)
-            self._request_rechoke(f.up)
+            if unchoked:
+                self._lost_unchoked(f.up)
         for f in list(net.out_flows[i].values()):
             self._close(f)
         ids, slots, _ = self.conns.neighbours(i)
@@ -331,12 +400,18 @@ class Swarm(Exchange):
         conns, net = self.conns, self.net
         for f in (net.out_flows[i].get(j), net.out_flows[j].get(i)):
             if f is not None:  # mainline connection_lost of an unchoked, interested peer
+                unchoked = not f.fast
                 self._close(f)
-                self._request_rechoke(f.up)
+                if unchoked:
+                    self._lost_unchoked(f.up)
         sj = int(conns.rev[i, si])
         self.recorder.transfer(j, i, conns.recv[i, si], int(conns.pieces_recv[i, si]))
         self.recorder.transfer(i, j, conns.recv[j, sj], int(conns.pieces_recv[j, sj]))
         conns.disconnect(i, si, self.bits, self.is_seed)
+
+    def _record_unchoke(self, f: Flow) -> None:
+        if not f.fast:
+            self.recorder.unchoke(f.up, f.down, f.t0, self.env.now)
 
     def _done_seeding(self, u: int) -> bool:
         return self.departure[u].done_seeding(self.economy.seeding_state(u))

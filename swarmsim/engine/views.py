@@ -17,7 +17,8 @@ class ChokeView:
     Row ``b`` is peer ``peers[b]``; column ``s`` is its connection slot ``s``, stable for the
     lifetime of a connection (``nbr[b, s]`` is the neighbour, -1 for a free slot, ``valid``
     marks used slots). Per row: ``is_seed``, ``round`` (periodic rounds so far),
-    ``upload_bps``, ``have_pieces``. Per slot: ``interested`` (they want a piece we have;
+    ``upload_bps``, ``have_pieces``; ``n_pieces`` and ``piece_bytes`` of the torrent. Per
+    slot: ``interested`` (they want a piece we have;
     False on free slots), ``unchoked`` (by us), ``upload_share`` (the weight we gave each
     unchoked slot at the last rechoke, 0 if choked), ``connected_s``, ``last_unchoked_s``,
     ``last_received_s`` (last payload from them; -inf if none yet),
@@ -84,6 +85,7 @@ class ChokeView:
         upload_bps=1e5,
         have_pieces=10,
         n_pieces=100,
+        piece_bytes=262144,
         interested=None,
         unchoked=None,
         connected_s=None,
@@ -120,6 +122,7 @@ class ChokeView:
             now_s=now_s,
             periodic=periodic,
             n_pieces=n_pieces,
+            piece_bytes=piece_bytes,
             peers=np.arange(b) if peers is None else np.asarray(peers),
             nbr=nbr,
             valid=valid,
@@ -156,6 +159,16 @@ class PickView:
     per-peer random rank (so ``argmin`` is rarest first with random tie-breaks, libtorrent
     ``piece_picker``); ``endgame`` is true once every missing piece is already being fetched,
     and ``in_flight`` then maps those pieces to their number of sources.
+
+    For pickers that keep a request pipeline: ``queued_bytes`` are the bytes already reserved
+    on this connection (pieces picked earlier, not yet started); ``rate_bps`` is the
+    downloader's estimate of this connection's rate; ``received_bytes`` what it brought so
+    far, and ``slow_start`` whether it is still ramping up (libtorrent: until it is unchoked
+    and its rate stops growing); ``shared`` maps the downloader's pieces
+    in flight block by block that the uploader has (another connection may fetch their other
+    blocks) to their number of sources. A picker answers with one piece (fetched block by
+    block, so others may join it), a list of pieces (reserved whole, in that order, the first
+    fetched now) or ``None``; an empty list when nothing more is needed yet.
     """
 
     __slots__ = (
@@ -169,6 +182,13 @@ class PickView:
         "endgame",
         "in_flight",
         "uploader_has",
+        "queued_bytes",
+        "rate_bps",
+        "shared",
+        "piece_bytes",
+        "block_bytes",
+        "received_bytes",
+        "slow_start",
     )
 
     def __init__(
@@ -183,6 +203,13 @@ class PickView:
         endgame,
         in_flight,
         uploader_has,
+        queued_bytes=0.0,
+        rate_bps=0.0,
+        shared=None,
+        piece_bytes=262144,
+        block_bytes=16384,
+        received_bytes=0.0,
+        slow_start=False,
     ):
         self.peer = peer
         self.uploader = uploader
@@ -194,6 +221,13 @@ class PickView:
         self.endgame = endgame
         self.in_flight = in_flight
         self.uploader_has = uploader_has
+        self.queued_bytes = queued_bytes
+        self.rate_bps = rate_bps
+        self.shared = shared or {}
+        self.piece_bytes = piece_bytes
+        self.block_bytes = block_bytes
+        self.received_bytes = received_bytes
+        self.slow_start = slow_start
 
     def availability(self) -> np.ndarray:
         """Copies of each piece among the downloader's non-seed neighbours."""

@@ -7,11 +7,30 @@ handled here and named in a comment. A scenario a live run cannot reproduce is r
 
 from __future__ import annotations
 
+import hashlib
+import json
+
+from swarmsim.engine.allowed_fast import peer_address
 from swarmsim.errors import ScenarioError
 from swarmsim.scenario import Scenario
 
-MAX_LIVE_PEERS = 40  # sessions in one process on 2 cores; beyond this the host is the bottleneck
+MAX_LIVE_PEERS = 48  # sessions in one process on 2 cores; beyond this the host is the bottleneck
 LIVE_DEPARTURES = {"leave", "stay", "seed_for"}
+# libtorrent alert categories: errors, status changes and finished pieces
+ALERTS = 0x1 | 0x40 | 0x400000
+# what a traced run adds: peers, connections, blocks, requests, uploads and the picker's log
+TRACE_ALERTS = ALERTS | 0x2 | 0x20 | 0x10000 | 0x100000 | 0x800000 | 0x1000000
+
+
+# parts of a scenario that only the simulator reads: the live swarm is the same without them
+MODEL_ONLY = ("seed", "bandwidth", "wire", "timers", "record")
+
+
+def live_digest(sc: Scenario) -> str:
+    """sha256 of what a live run of ``sc`` depends on: runs of scenarios that differ only in
+    the simulator's own model choices are runs of the same live experiment."""
+    data = {k: v for k, v in sc.resolved().items() if k not in MODEL_ONLY}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def check_live(sc: Scenario) -> None:
@@ -34,9 +53,13 @@ def check_live(sc: Scenario) -> None:
                 "choker; use {name: libtorrent, ...} to compare like with like",
             )
         )
-    if sc.picker.name not in ("rarest_first", "sequential"):
+    if sc.picker.name != "libtorrent":
         problems.append(
-            ("picker.name", f"{sc.picker.name!r}: libtorrent picks rarest first or sequentially")
+            (
+                "picker.name",
+                f"{sc.picker.name!r}: live peers run libtorrent's own picker; use "
+                "{name: libtorrent, ...} to compare like with like",
+            )
         )
     if sc.incentive.name != "none":
         problems.append(("incentive.name", f"{sc.incentive.name!r}: libtorrent moves no tokens"))
@@ -71,39 +94,30 @@ def check_live(sc: Scenario) -> None:
         raise ScenarioError(problems, f"{sc.name} (live)")
 
 
-def session_settings(sc: Scenario, upload_bps: float, download_bps: float) -> dict:
-    """libtorrent settings for one peer, mirroring the scenario."""
+def session_settings(sc: Scenario, k: int, upload_bps: float, download_bps: float) -> dict:
+    """libtorrent settings for peer ``k``: libtorrent's defaults, changed only where the
+    scenario says otherwise or loopback forces it (each change names its reason)."""
     ch = sc.choker.params
-    pk = sc.picker.params
+    address = peer_address(k)
     return {
-        "listen_interfaces": "127.0.0.1:0",
-        "outgoing_interfaces": "127.0.0.1",
-        # nothing but loopback, and no discovery that would make peers dial themselves
+        # loopback: the peer's own address, for listening and for dialling out
+        "listen_interfaces": f"{address}:6881",
+        "outgoing_interfaces": address,
+        # loopback: there is no network to discover peers or map ports on
         "enable_dht": False,
         "enable_lsd": False,
         "enable_upnp": False,
         "enable_natpmp": False,
-        # uTP would become the transport on loopback: another congestion controller
+        # loopback: uTP's delay-based congestion control sees no queueing delay on a
+        # loopback path; peers talk TCP, as the rate caps then govern alone
         "enable_outgoing_utp": False,
         "enable_incoming_utp": False,
-        # one address for every peer: else each session keeps one connection from 127.0.0.1
-        "allow_multiple_connections_per_ip": True,
-        # 100 ms ticks: per-second upload within ~1 % of the cap (500 ms quantises transfers)
-        "tick_interval": 100,
+        # scenario: the peer's capacities (payload plus protocol and IP overhead, as
+        # libtorrent's default rate_limit_ip_overhead counts them)
         "upload_rate_limit": int(upload_bps),
         "download_rate_limit": int(download_bps),
-        "rate_limit_ip_overhead": False,  # limits apply to payload, as the simulator's do
-        "request_queue_time": 1,  # tames the 0-4x bursts of download caps
-        # the allowed-fast set derives from the IP: on one address every leecher gets the same
-        "allowed_fast_set_size": 0,
-        # rarest first piece by piece, as the simulator's picker: libtorrent's default (20 s)
-        # makes a leecher that can fetch a piece within 20 s ask for runs of contiguous
-        # pieces, so all leechers pull the same pieces from the seed (live-small: the seed sent
-        # 1.42 copies of the file instead of 1.18, and the median completion went from ~38 s
-        # to 45 s)
-        "whole_pieces_threshold": 0 if sc.picker.name == "rarest_first" else 20,
-        "initial_picker_threshold": getattr(pk, "random_first_pieces", 4),
-        "choking_algorithm": 0 if ch.choking_algorithm == "fixed_slots" else 2,
+        # scenario: the choker
+        "choking_algorithm": {"fixed_slots": 0, "rate_based": 2}[ch.choking_algorithm],
         "seed_choking_algorithm": {"round_robin": 0, "fastest_upload": 1, "anti_leech": 2}[
             ch.seed_choking_algorithm
         ],
@@ -112,10 +126,31 @@ def session_settings(sc: Scenario, upload_bps: float, download_bps: float) -> di
         "unchoke_interval": int(round(ch.interval_s)),
         "optimistic_unchoke_interval": int(round(ch.optimistic_interval_s)),
         "seeding_piece_quota": ch.seeding_piece_quota,
+        "rate_choker_initial_threshold": int(ch.rate_choker_initial_threshold),
+        "allowed_fast_set_size": ch.allowed_fast_set_size,
+        **picker_settings(sc.picker),
+        # scenario: the tracker's connection limit
         "connections_limit": sc.tracker.max_connections,
-        "alert_mask": 0x7FFFFFFF,  # the default mask shows errors only
-        "alert_queue_size": 100_000,  # the default 2000 silently drops the rest
-        "active_downloads": -1,
-        "active_seeds": -1,
-        "active_limit": -1,
+        # instrumentation, not behaviour: piece alerts reach the harness (the default mask
+        # shows errors only, and the default queue of 2000 would drop some); the debug log
+        # categories stay off, as their formatting costs the sessions CPU
+        "alert_mask": ALERTS,
+        "alert_queue_size": 100_000,
     }
+
+
+def picker_settings(picker) -> dict:
+    """libtorrent's picker settings from the scenario's ``libtorrent`` picker."""
+    pk = picker.params
+    return {
+        "whole_pieces_threshold": int(round(pk.whole_pieces_threshold_s)),
+        "initial_picker_threshold": pk.random_first_pieces,
+        "request_queue_time": int(round(pk.request_queue_time_s)),
+    }
+
+
+def changed_settings(lt, applied: dict) -> dict:
+    """The settings that differ from libtorrent's defaults, read back from a session's
+    ``get_settings()`` output (what the manifest records)."""
+    defaults = lt.default_settings()
+    return {k: v for k, v in applied.items() if (defaults.get(k) or "") != (v or "")}

@@ -55,6 +55,10 @@ class BaseChoker:
     choke_after_piece = False
     after_piece_at_tick = False
     optimistic = None
+    #: rechoke at the next tick, not at once, after an unchoked peer is lost (libtorrent)
+    events_at_tick = False
+    #: BEP 6: pieces a peer we choke may still fetch from us (its allowed-fast set)
+    allowed_fast_set_size = 0
 
     def __init__(self, params):
         self.params = params
@@ -65,6 +69,16 @@ class BaseChoker:
 
     def has_free_slot(self, peer: int, n_unchoked: int) -> bool:
         return False
+
+    def start(self, peer: int, now_s: float) -> float | None:
+        """A peer joined: seconds until its first periodic rechoke (None: ``interval_s``)."""
+        return None
+
+    def next_round_s(self, peers: np.ndarray) -> np.ndarray | None:
+        """For chokers that keep their own timers: when each of these peers (just rechoked)
+        wants its next periodic call, in absolute simulated seconds (None: every
+        ``interval_s``)."""
+        return None
 
 
 class ChokerParams(BaseModel):

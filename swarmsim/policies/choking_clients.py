@@ -44,25 +44,51 @@ class SlotState:
             getattr(self, name)[view.peers] = value
 
 
+SECOND_TICK_S = 1.0  # libtorrent runs its choker from the session's once-a-second tick
+
+
+def _catch_up(timers: np.ndarray, peers: np.ndarray, interval: float, now: float) -> np.ndarray:
+    """The peers' round times, those missed by a tick or more (the engine asks a peer only
+    once it has connections, and such a round would have found no candidate) moved on by
+    whole intervals to their next time at or after ``now``."""
+    t = timers[peers]
+    missed = now - t >= SECOND_TICK_S - 1e-9
+    if missed.any():
+        t[missed] += np.ceil((now - t[missed]) / interval - 1e-9) * interval
+        timers[peers] = t
+    return t
+
+
 @CHOKERS.register("libtorrent")
 class Libtorrent(BaseChoker):
-    """libtorrent's choker, so a scenario can mirror a live libtorrent peer one to one.
+    """libtorrent's choker (``session_impl::recalculate_unchoke_slots``,
+    ``recalculate_optimistic_unchoke_slots``, ``choker.cpp``), so a scenario can mirror a live
+    libtorrent peer one to one.
 
-    Every ``interval_s`` (``unchoke_interval``, 15 s) ``recalculate_unchoke_slots``: slots are
-    ``unchoke_slots`` (``fixed_slots``) or, ``rate_based``, one per peer whose upload rate last
-    round clears a threshold starting at 1024 B/s and rising 2048 B/s per slot, plus one.
-    ``max(1, slots / 5)`` of them are optimistic; the rest go to the interested peers ranked by
-    bytes they sent us last round (``compare_peers``), ties by the seed algorithm:
-    ``round_robin`` (peers unchoked for over 60 s that got more than ``seeding_piece_quota``
-    pieces rank last, then bytes we sent them last round, then longest since unchoked),
-    ``fastest_upload`` or ``anti_leech`` (peers near 0 % or 100 % of the torrent first).
-    Every ``optimistic_interval_s`` the optimistic slots go to the interested peers that waited
-    longest since their last optimistic unchoke, never-tried first (round robin, no newcomer
-    weight). ``fixed_slots`` also unchokes a newly interested peer at once while a slot is free
-    (``preemptive_unchoke``); a peer that loses interest is choked at once.
+    Two timers per peer run on the session's 1 s tick, the first round of each one tick after
+    the peer starts. Every ``interval_s`` (``unchoke_interval``) the regular round ranks the
+    interested peers by bytes they sent us since the last regular round (``compare_peers``),
+    ties by the seed algorithm: ``round_robin`` (peers unchoked for over 60 s that were sent
+    more than ``seeding_piece_quota`` pieces rank last, then bytes we sent them that round,
+    counted for unchoked peers only, then longest since unchoked, or since connected),
+    ``fastest_upload`` or ``anti_leech`` (peers near 0 % or 100 % of the torrent first). Slots
+    are ``unchoke_slots`` (``fixed_slots``) or, ``rate_based``, one per peer whose upload rate
+    that round (bytes over the time since the last round) clears a threshold starting at
+    ``rate_choker_initial_threshold`` and rising 2048 B/s per slot, plus one. Of the slots,
+    the optimistic ones are kept back (as many as are optimistic now, or ``max(1, slots / 5)``)
+    and the rest go to the best-ranked peers; an optimistic peer that ranks among them is
+    promoted and forces an optimistic round at once. Every ``optimistic_interval_s`` the
+    optimistic slots (``optimistic_slots``, 0 = ``max(1, slots / 5)``) go to the interested
+    peers, choked or optimistic now, that waited longest since their last optimistic unchoke,
+    never-tried first; the optimistic peers not chosen again are choked. When an unchoked peer
+    is lost (not interested, gone) the round it held a slot of runs at the next tick.
+    ``fixed_slots`` also unchokes an interested peer at once while a slot is free
+    (``preemptive_unchoke``). Peers choked by us may still fetch their BEP 6 allowed-fast
+    pieces (``allowed_fast_set_size``).
     """
 
     rechoke_on_interest = True
+    events_at_tick = True
 
     class Params(ChokerParams):
         interval_s: float = Field(15.0, gt=0, description="unchoke_interval")
@@ -77,92 +103,157 @@ class Libtorrent(BaseChoker):
         )
         seeding_piece_quota: int = Field(20, ge=0)
         rate_choker_initial_threshold: float = Field(1024.0, ge=0)
+        allowed_fast_set_size: int = Field(
+            5,
+            ge=0,
+            description="BEP 6 allowed-fast set: pieces a choked, interested peer may still "
+            "fetch from us (0 = off)",
+        )
 
     def __init__(self, params: Params):
         super().__init__(params)
+        self.allowed_fast_set_size = params.allowed_fast_set_size
         self.state = SlotState()
-        self._opt_every = max(1, round(params.optimistic_interval_s / params.interval_s))
         self._slots = np.zeros(0, dtype=np.int64)
+        self._next_regular = np.zeros(0)
+        self._next_optimistic = np.zeros(0)
+        self._last_round = np.zeros(0)
 
     def setup(self, n_peers: int, max_connections: int) -> None:
-        self.state.setup(n_peers, max_connections, optimistic=False, last_optimistic=-np.inf)
+        self.state.setup(
+            n_peers,
+            max_connections,
+            optimistic=False,
+            mine=False,  # we unchoked it (regular or optimistic) at our last decision
+            last_optimistic=-np.inf,
+            recv_at_round=0.0,
+            sent_at_round=0.0,
+        )
         self._slots = np.full(n_peers, self.params.unchoke_slots, dtype=np.int64)
+        self._next_regular = np.full(n_peers, np.inf)
+        self._next_optimistic = np.full(n_peers, np.inf)
+        self._last_round = np.zeros(n_peers)
+
+    def start(self, peer: int, now_s: float) -> float:
+        """Both timers start with the session: their first rounds come one tick later."""
+        self._next_regular[peer] = self._next_optimistic[peer] = now_s + SECOND_TICK_S
+        self._last_round[peer] = now_s
+        return SECOND_TICK_S
+
+    def next_round_s(self, peers: np.ndarray) -> np.ndarray:
+        return np.minimum(self._next_regular[peers], self._next_optimistic[peers])
 
     def has_free_slot(self, peer: int, n_unchoked: int) -> bool:
         # session_impl::preemptive_unchoke: fixed slots only
         return self.params.choking_algorithm == "fixed_slots" and n_unchoked < self._slots[peer]
 
-    def slots(self, view: ChokeView) -> np.ndarray:
-        """Upload slots per row: fixed, or the rate-based choker's threshold walk."""
+    def slots(self, view: ChokeView, sent_rate: np.ndarray) -> np.ndarray:
+        """Upload slots per row: fixed, or the rate-based choker's threshold walk over the
+        interested peers' upload rates (``unchoke_sort``)."""
         p = self.params
         b = view.nbr.shape[0]
         if p.choking_algorithm == "fixed_slots":
             return np.full(b, p.unchoke_slots, dtype=np.int64)
-        rate = np.where(view.interested, view.sent_rate_bps(1), -np.inf)
+        rate = np.where(view.interested, sent_rate, -np.inf)
         ranked = -np.sort(-rate, axis=1)  # fastest first
         k = np.arange(ranked.shape[1])
         passes = ranked >= p.rate_choker_initial_threshold + 2048.0 * k  # threshold per slot
         return np.argmin(np.concatenate([passes, np.zeros((b, 1), bool)], axis=1), axis=1) + 1
 
-    def _seed_key(self, view: ChokeView) -> tuple[np.ndarray, ...]:
-        """Secondary sort keys, most significant last (for np.lexsort), smaller = better."""
+    def _order(self, view: ChokeView, received: np.ndarray, sent: np.ndarray) -> np.ndarray:
+        """Slots best first: bytes received last round, then the seed algorithm's keys, then
+        the longest since the last unchoke (or since connecting, for never-unchoked peers)."""
         p = self.params
-        waited = view.last_unchoked_s  # older unchoke first: ascending
-        sent = view.sent_bytes(1)
+        since = np.where(
+            np.isfinite(view.last_unchoked_s), view.last_unchoked_s, view.connected_s
+        )
         if p.seed_choking_algorithm == "round_robin":
             quota_done = (
                 view.unchoked
                 & (view.pieces_sent_since_unchoke > p.seeding_piece_quota)
                 & (view.now_s - view.last_unchoked_s > 60.0)
             )
-            sent_now = np.where(view.unchoked, sent, 0.0)
-            return (waited, -sent_now, quota_done)
-        if p.seed_choking_algorithm == "fastest_upload":
-            return (waited, -sent)
-        half = view.n_pieces / 2.0
-        score = np.abs(np.maximum(view.have_counts, 0) - half) * 1000.0 / max(half, 1.0)
-        return (waited, -score)
+            keys = (since, -np.where(view.unchoked, sent, 0.0), quota_done)
+        elif p.seed_choking_algorithm == "fastest_upload":
+            keys = (since, -sent)
+        else:  # anti_leech_score: what we sent a peer counts as pieces it has, up to half
+            half = view.n_pieces / 2.0
+            sent_pieces = view.sent_total_bytes() / view.piece_bytes
+            have = np.maximum(np.minimum(sent_pieces, half), np.maximum(view.have_counts, 0))
+            score = np.abs(have - half) * 1000.0 / max(half, 1.0)
+            keys = (since, -score)
+        return np.lexsort((*keys, -received), axis=1)
 
     def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
         p = self.params
+        peers, now = view.peers, view.now_s
         st = self.state.rows(view)
-        optimistic = st["optimistic"] & view.interested  # losing interest ends it at once
         interested = view.interested
-        slots = self.slots(view)
-        self._slots[view.peers] = slots
-        n_opt = (
-            np.full_like(slots, p.optimistic_slots)
-            if p.optimistic_slots
-            else np.maximum(1, slots // 5)
-        )
-        if not view.periodic:  # preemptive unchoke: keep who is unchoked, fill free slots
-            keep = view.unchoked & interested
-            free = (
-                np.maximum(slots - keep.sum(axis=1), 0)
-                if p.choking_algorithm == "fixed_slots"
-                else 0
+        unchoked = view.unchoked & interested
+        optimistic = st["optimistic"] & unchoked
+        # an unchoked peer that lost interest or left since our last decision: libtorrent's
+        # choke_this_peer / remove_peer trigger a regular round (and an optimistic one if it
+        # held an optimistic slot) at the next tick
+        lost = st["mine"] & ~interested
+        regular_at = _catch_up(self._next_regular, peers, self.interval_s, now)
+        optimistic_at = _catch_up(self._next_optimistic, peers, p.optimistic_interval_s, now)
+        regular_due = (now >= regular_at - 1e-9) | lost.any(axis=1)
+        optimistic_due = (now >= optimistic_at - 1e-9) | (lost & st["optimistic"]).any(axis=1)
+        out = unchoked.copy()
+        if regular_due.any():
+            rows = np.flatnonzero(regular_due)
+            sub = view.take(rows)
+            got = sub.received_total_bytes()
+            gave = sub.sent_total_bytes()
+            received = np.where(sub.is_seed[:, None], 0.0, got - st["recv_at_round"][rows])
+            sent = gave - st["sent_at_round"][rows]
+            elapsed = np.maximum(now - self._last_round[peers[rows]], 1e-9)
+            slots = self.slots(sub, sent / elapsed[:, None])
+            self._slots[peers[rows]] = slots
+            opt = optimistic[rows]
+            n_opt = np.where(opt.any(axis=1), opt.sum(axis=1), np.maximum(1, slots // 5))
+            order = self._order(sub, received, sent)
+            regular = first_k(order, sub.interested, np.maximum(slots - n_opt, 0))
+            promoted = regular & opt
+            optimistic[rows] &= ~promoted
+            optimistic_due[rows] |= promoted.any(axis=1)  # the next optimistic round is now
+            out[rows] = regular | optimistic[rows]
+            st["recv_at_round"][rows] = got
+            st["sent_at_round"][rows] = gave
+            self._last_round[peers[rows]] = now
+            self._next_regular[peers[rows]] = now + self.interval_s
+        if optimistic_due.any():
+            rows = np.flatnonzero(optimistic_due)
+            n_opt = (
+                np.full(len(rows), p.optimistic_slots)
+                if p.optimistic_slots
+                else np.maximum(1, self._slots[peers[rows]] // 5)
             )
-            order = np.lexsort((*self._seed_key(view), -view.received_bytes(1)), axis=1)
-            out = keep | first_k(order, interested & ~keep, np.broadcast_to(free, slots.shape))
-            self.optimistic = optimistic & out
-            self.state.store(view, optimistic=self.optimistic)
-            return out
-        # recalculate_unchoke_slots: regular slots by bytes received last round (0 for seeds)
-        received = np.where(view.is_seed[:, None], 0.0, view.received_bytes(1))
-        order = np.lexsort((*self._seed_key(view), -received), axis=1)
-        regular = first_k(order, interested, np.maximum(slots - n_opt, 0))
-        optimistic &= ~regular  # promoted out of the optimistic slots
-        if (view.round % self._opt_every == 0).any():  # recalculate_optimistic_unchoke_slots
-            rows = view.round % self._opt_every == 0
-            wait = np.where(interested & ~regular, st["last_optimistic"], np.inf)
-            picks = first_k(np.argsort(wait, axis=1, kind="stable"), interested & ~regular, n_opt)
-            optimistic[rows] = picks[rows]
-            last = st["last_optimistic"]
-            last[rows] = np.where(picks[rows], view.now_s, last[rows])
-            self.state.store(view, last_optimistic=last)
-        self.state.store(view, optimistic=optimistic)
-        self.optimistic = optimistic
-        return regular | optimistic
+            candidates = interested[rows] & (~out[rows] | optimistic[rows])
+            waited = np.where(candidates, st["last_optimistic"][rows], np.inf)
+            tie = rng.random(waited.shape)  # libtorrent's partial_sort leaves ties unordered
+            chosen = first_k(np.lexsort((tie, waited), axis=1), candidates, n_opt)
+            fresh = chosen & ~optimistic[rows]
+            st["last_optimistic"][rows] = np.where(fresh, now, st["last_optimistic"][rows])
+            out[rows] = (out[rows] & ~optimistic[rows]) | chosen
+            optimistic[rows] = chosen
+            self._next_optimistic[peers[rows]] = now + p.optimistic_interval_s
+        idle = ~(regular_due | optimistic_due)
+        if idle.any() and p.choking_algorithm == "fixed_slots":  # preemptive unchoke
+            rows = np.flatnonzero(idle)
+            sub = view.take(rows)
+            free = np.maximum(self._slots[peers[rows]] - out[rows].sum(axis=1), 0)
+            order = self._order(
+                sub,
+                sub.received_total_bytes() - st["recv_at_round"][rows],
+                sub.sent_total_bytes() - st["sent_at_round"][rows],
+            )
+            out[rows] |= first_k(order, sub.interested & ~out[rows], free)
+        st["optimistic"] = optimistic & out
+        st["mine"] = out
+        self.state.store(view, **st)
+        self.optimistic = st["optimistic"]
+        return out
 
 
 @CHOKERS.register("transmission")

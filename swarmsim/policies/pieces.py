@@ -74,6 +74,8 @@ class Picker:
     picker's own ``choose``, then, in endgame, an in-flight piece from one more source."""
 
     Params = PickerParams
+    #: the picker reads ``view.rate_bps`` and may reserve pieces ahead (a request pipeline)
+    uses_rate_estimates = False
 
     def __init__(self, params: PickerParams):
         self.params = params
@@ -124,3 +126,132 @@ class Sequential(Picker):
     def choose(self, view: PickView, rng: np.random.Generator) -> int | None:
         first = int(view.wanted.argmax())
         return first if view.wanted[first] else None
+
+
+# request_blocks.cpp / peer_connection.cpp constants
+RUN_LIMIT_BYTES = 8 << 20  # whole-piece runs: min(rate * whole_pieces_threshold, 8 MiB)
+MIN_QUEUE_BLOCKS = 2  # min_request_queue
+START_QUEUE_BLOCKS = 4  # m_desired_queue_size before any rate is known (slow start)
+MAX_QUEUE_BLOCKS = 500  # max_out_request_queue
+
+
+def expand_run(piece: int, run: int, pickable: np.ndarray) -> list[int]:
+    """libtorrent's ``piece_picker::expand_piece`` (unaligned): grow ``piece`` into up to
+    ``run`` contiguous pickable pieces, first downward (at most ``run - 1``), then upward from
+    the run's start."""
+    start = piece
+    lower = max(piece - run + 1, 0)
+    while start > lower and pickable[start - 1]:
+        start -= 1
+    end = piece + 1
+    upper = min(start + run, pickable.size)
+    while end < upper and pickable[end]:
+        end += 1
+    return list(range(start, end))
+
+
+@PICKERS.register("libtorrent")
+class LibtorrentPicker(Picker):
+    """libtorrent's default piece picker and request pipeline (``piece_picker.cpp``,
+    ``request_blocks.cpp``, ``peer_connection.cpp``, read at RC_2_1), so a scenario can mirror
+    a libtorrent peer whose settings are all defaults.
+
+    Each connection keeps ``request_queue_time_s`` of its estimated rate reserved (at least 2
+    blocks, at most 500); while it ramps up (slow start: until it is unchoked and its rate
+    stops growing) it asks for 4 blocks plus one more for every block received, so a choked
+    connection fetching allowed-fast pieces soon has all of them requested. A connection whose rate fetches a piece
+    within ``whole_pieces_threshold_s`` reserves whole pieces, in runs of as many contiguous
+    pieces as it fetches in that time (at most 8 MiB), grown around the rarest piece
+    (``expand_piece``); the reserved pieces are its own until it is choked. A slower
+    connection picks block by block, so several connections fetch one piece together. Pieces
+    rank by availability among non-seed neighbours, pieces in progress first among equals,
+    ties in the peer's random order. Until the peer has ``random_first_pieces`` pieces it
+    takes pieces in progress first, then the first piece at or after a random index.
+    """
+
+    uses_rate_estimates = True
+
+    class Params(PickerParams):
+        random_first_pieces: int = Field(
+            4, ge=0, description="initial_picker_threshold: random pieces until we have this many"
+        )
+        whole_pieces_threshold_s: float = Field(
+            20.0,
+            ge=0,
+            description="whole_pieces_threshold: a connection that can fetch a piece within "
+            "this many seconds reserves whole pieces, in runs of as many contiguous pieces as "
+            "it fetches in that time (0 = never)",
+        )
+        request_queue_time_s: float = Field(
+            3.0,
+            ge=0,
+            description="request_queue_time: requests kept outstanding per connection, in "
+            "seconds of its download rate (0 = one piece at a time)",
+        )
+
+    def pick(self, view: PickView, rng: np.random.Generator):
+        p = self.params
+        rate, block = view.rate_bps, view.block_bytes
+        if view.slow_start:  # one more request for every block received
+            blocks = START_QUEUE_BLOCKS + view.received_bytes // block
+        else:
+            blocks = p.request_queue_time_s * rate / block
+        wanted_bytes = min(max(blocks, MIN_QUEUE_BLOCKS), MAX_QUEUE_BLOCKS) * block
+        if view.queued_bytes >= wanted_bytes:
+            return []
+        run = int(min(rate * p.whole_pieces_threshold_s, RUN_LIMIT_BYTES) // view.piece_bytes)
+        if run >= 1:
+            picks = self._whole_pieces(view, rng, run, wanted_bytes - view.queued_bytes)
+            if picks:
+                return picks
+        if view.queued_bytes > 0:
+            return []  # block by block only when nothing else is outstanding
+        piece = self._blocks(view, rng)
+        if piece is None and view.endgame and p.endgame:
+            return _endgame(view)
+        return piece
+
+    def _random_start(self, view: PickView, candidates: np.ndarray, rng) -> int | None:
+        """The first candidate at or after a random index, wrapping (random mode)."""
+        idx = candidates.nonzero()[0]
+        if idx.size == 0:
+            return None
+        k = int(np.searchsorted(idx, int(rng.integers(view.n_pieces))))
+        return int(idx[k % idx.size])
+
+    def _whole_pieces(self, view: PickView, rng, run: int, need_bytes: float) -> list[int]:
+        """Runs of open pieces (not in progress) until ``need_bytes`` are reserved."""
+        pickable = view.wanted.copy()
+        for piece in view.partial:
+            pickable[piece] = False  # a started piece lacks a free run: only a backup
+        picks: list[int] = []
+        random_mode = view.have_pieces < self.params.random_first_pieces
+        while need_bytes > 0:
+            if random_mode:
+                first = self._random_start(view, pickable, rng)
+            else:
+                first = _argmin_over(pickable, view.rarity)
+            if first is None:
+                break
+            pieces = expand_run(first, run, pickable)
+            pickable[pieces] = False
+            picks += pieces
+            need_bytes -= len(pieces) * view.piece_bytes
+        return picks
+
+    def _blocks(self, view: PickView, rng) -> int | None:
+        """One piece to fetch block by block: pieces in progress (kept partials, or fetched
+        block by block on other connections) rank first among equally available ones."""
+        started = np.zeros(view.n_pieces, dtype=bool)
+        for piece in view.partial:
+            started[piece] = view.wanted[piece]
+        for piece in view.shared:
+            started[piece] = True
+        candidates = view.wanted | started
+        if view.have_pieces < self.params.random_first_pieces:
+            # random mode: in-progress pieces first (prioritize_partials), then a random start
+            piece = _argmin_over(started, np.arange(view.n_pieces))
+            return piece if piece is not None else self._random_start(view, candidates, rng)
+        avail = view.rarity // view.n_pieces
+        score = (2 * avail + ~started) * view.n_pieces + view.tie_rank()
+        return _argmin_over(candidates, score)
