@@ -230,9 +230,10 @@ class Exchange:
         self.idle_out[f.up].pop(f.down, None)
         released = self._release_queue(f)
         self.net.close_flow(f, keep_partial)
-        for piece in released:
-            if self.idle_in[f.down]:
-                self._retry_idle(f.down, piece)
+        if self.request_on_have:
+            for piece in released:
+                if self.idle_in[f.down]:
+                    self._retry_idle(f.down, piece)
 
     def _lost_interest(self, f: Flow) -> None:
         """The downloader wants nothing more from the uploader: ``not_interested`` from an
@@ -441,7 +442,7 @@ class Exchange:
         self.free[j] += 1
         if kept > 0:
             self.partial[j][p] = kept
-        if self.idle_in[j]:
+        if self.idle_in[j] and self.request_on_have:
             self._retry_idle(j, p)
 
     def _on_download_done(self, dl: Download) -> None:
@@ -485,9 +486,15 @@ class Exchange:
         if self.idle_in[j]:  # connections parked for want of free pieces may be useless now
             idle = list(self.idle_in[j].values())
             for f, wanted in zip(idle, self.wants_from(j, [f.up for f in idle]), strict=True):
-                if f.alive and not (self._fast_wants(f.up, j) if f.fast else wanted):
+                if not f.alive:
+                    continue
+                if not wanted:
                     self._lost_interest(f)
-        if self.idle_out[j]:  # connections parked for want of pieces we now have
+                elif not self.request_on_have and f.dl is None and self.bits[f.up, p]:
+                    # libtorrent (torrent::we_have -> update_interest): a new piece of ours
+                    # that the uploader has too makes its idle connection ask again
+                    self._feed(f)
+        if self.idle_out[j] and self.request_on_have:  # parked for want of pieces we now have
             for f in list(self.idle_out[j].values()):
                 if f.alive and f.dl is None and self.need[f.down, p]:
                     self._feed(f)

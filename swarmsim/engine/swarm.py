@@ -134,6 +134,9 @@ class Swarm(Exchange):
         self.picker = sc.picker.build(PICKERS)
         # the picker keeps a request pipeline: it reads rate estimates and reserves ahead
         self.pipelined = bool(getattr(self.picker, "uses_rate_estimates", False))
+        # an idle connection asks again as soon as its uploader announces a useful piece,
+        # or (libtorrent) only when something changes on the downloader's side
+        self.request_on_have = bool(getattr(self.picker, "request_on_have", True))
         self.reserved: list[dict[int, Flow]] = [{} for _ in range(N)]  # piece -> its flow
         for choker in self.choker_objs:
             choker.setup(N, tr.max_connections)

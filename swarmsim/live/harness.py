@@ -113,8 +113,8 @@ class LivePeer:
         atp.flags = (atp.flags | flags.disable_dht | flags.disable_lsd) & ~(
             flags.auto_managed | flags.paused
         )
-        if self.is_seed:
-            atp.flags |= flags.seed_mode  # the payload was written whole: no hash check
+        # a seed checks its file when added, as a client does (seed_mode would defer each
+        # piece's check to its first request, holding back pieces nobody asked for yet)
         self.handle = self.session.add_torrent(atp)
         self.port = self.session.listen_port()
         if not self.port:
@@ -234,6 +234,16 @@ def _run(lt, sc: Scenario, tmp: Path, peers: list, manifest: dict, progress, tra
     samples: list[tuple] = []
     rates: dict[int, list[tuple[float, float]]] = {k: [] for k in range(n)}
     started = np.zeros(n, dtype=bool)
+
+    def begin(k: int, now: float) -> None:
+        started[k] = True
+        peers[k].start([p for p in peers if p.online])
+        if starts_seed[k]:
+            peers[k].pieces = set(range(n_pieces))
+            leave[k] = now + _seeding_time(rules[k], rng_depart)
+
+    for k in np.flatnonzero(starts_seed & (join <= 0.0)).tolist():
+        begin(k, 0.0)  # the swarm starts with its seeds online, their files checked
     start = time.perf_counter()
     next_sample = 0.0
     last_total = (0.0, 0.0)
@@ -241,11 +251,7 @@ def _run(lt, sc: Scenario, tmp: Path, peers: list, manifest: dict, progress, tra
     while True:
         now = time.perf_counter() - start
         for k in np.flatnonzero(~started & (join <= now)).tolist():
-            started[k] = True
-            peers[k].start([p for p in peers if p.online])
-            if starts_seed[k]:
-                peers[k].pieces = set(range(n_pieces))
-                leave[k] = now + _seeding_time(rules[k], rng_depart)
+            begin(k, now)
         for p in peers:
             if p.session is None:
                 continue

@@ -76,6 +76,10 @@ class Picker:
     Params = PickerParams
     #: the picker reads ``view.rate_bps`` and may reserve pieces ahead (a request pipeline)
     uses_rate_estimates = False
+    #: a connection with nothing to request asks again when its uploader announces a piece
+    #: (HAVE); False: only when the downloader completes a piece that uploader also has,
+    #: or the connection is unchoked again (libtorrent)
+    request_on_have = True
 
     def __init__(self, params: PickerParams):
         self.params = params
@@ -166,10 +170,14 @@ class LibtorrentPicker(Picker):
     connection picks block by block, so several connections fetch one piece together. Pieces
     rank by availability among non-seed neighbours, pieces in progress first among equals,
     ties in the peer's random order. Until the peer has ``random_first_pieces`` pieces it
-    takes pieces in progress first, then the first piece at or after a random index.
+    takes pieces in progress first, then the first piece at or after a random index. A
+    connection that finds nothing to request stays idle until the peer completes a piece its
+    uploader also has (``torrent::we_have`` -> ``update_interest``): an uploader's HAVE does
+    not wake it (``incoming_have`` asks only peers that were not interesting).
     """
 
     uses_rate_estimates = True
+    request_on_have = False
 
     class Params(PickerParams):
         random_first_pieces: int = Field(
