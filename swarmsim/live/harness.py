@@ -339,14 +339,15 @@ def measured_rates(
 BUCKET_S = 3.0  # libtorrent's rate limiter is a token bucket about this many seconds deep
 
 
-def rate_check(sc: Scenario, cls, starts_seed, rates) -> dict:
+def rate_check(sc: Scenario, cls, starts_seed, rates, first_done: float = np.inf) -> dict:
     """Requested vs measured upload rate per peer. The caps must apply on loopback: over any
     span of >= 3 s a peer may not send more than its cap allows plus one full token bucket,
     with 5 % slack (``excess`` is the worst ratio). A seed slower than every leecher's
-    download capacity is never short of demand while leechers download, so its payload must
-    also run within 5 % of what its cap leaves for payload (``payload_share``: libtorrent's
-    caps count headers; median of its 3 s windows once busy; the host adds no throttling of
-    its own). Other peers' uploads are bounded by demand too, so only their caps are checked.
+    download capacity is never short of demand while every leecher still downloads, so until
+    the first completion (``first_done``) its payload must run within 5 % of what its cap
+    leaves for payload (``payload_share``: libtorrent's caps count headers; median of its 3 s
+    windows once busy; the host adds no throttling of its own). Other peers' uploads are
+    bounded by demand too, so only their caps are checked.
 
     The seed's windows start one bucket depth after its first payload: until then it may
     still be spending tokens banked while connections were being set up. (Windows counted from
@@ -375,7 +376,7 @@ def rate_check(sc: Scenario, cls, starts_seed, rates) -> dict:
             "excess": excess,
         }
         bound = starts_seed[k] and cap < slowest_download
-        busy = _busy_windows(samples) if bound else np.empty(0)
+        busy = _busy_windows(samples, first_done) if bound else np.empty(0)
         if busy.size:
             # while leechers download, such a seed is never short of demand: it runs at its cap
             row["busy_bps"] = float(np.median(busy))
@@ -387,12 +388,13 @@ def rate_check(sc: Scenario, cls, starts_seed, rates) -> dict:
     return {"valid": bool(valid), "window_s": RATE_WINDOW_S, "tolerance": 0.05, "peers": per_peer}
 
 
-def _busy_windows(samples: list[tuple[float, float]]) -> np.ndarray:
-    """A seed's rate windows from one token-bucket depth after its first payload byte."""
+def _busy_windows(samples: list[tuple[float, float]], until: float) -> np.ndarray:
+    """A seed's rate windows from one token-bucket depth after its first payload byte until
+    ``until``."""
     first = next((t for t, b in samples if b > 0), None)
     if first is None:
         return np.empty(0)
-    return measured_rates([x for x in samples if x[0] >= first + BUCKET_S])
+    return measured_rates([x for x in samples if first + BUCKET_S <= x[0] <= until])
 
 
 def _tables(
@@ -461,7 +463,8 @@ def _tables(
             "pieces": [0] * len(links),
         },
     )
-    check = rate_check(sc, cls, starts_seed, rates)
+    first_done = float(np.nanmin(complete)) if np.isfinite(complete).any() else np.inf
+    check = rate_check(sc, cls, starts_seed, rates, first_done)
     from swarmsim.analysis.metrics import summarize
 
     manifest.update(
