@@ -245,6 +245,7 @@ def _validate_grid(path: Path, live_runs: int, sim_runs: int, out: Path | None) 
             f"({r['median_error']:+.1%}, {len(lives)} live runs); seed copies "
             f"{r['seed_copies_sim']:.2f} / {r['seed_copies_live']:.2f}",
             highlight=False,
+            soft_wrap=True,
         )
     if not rows:
         raise _fail(SwarmsimError("no case has a live run to compare with"), 1)
@@ -252,11 +253,14 @@ def _validate_grid(path: Path, live_runs: int, sim_runs: int, out: Path | None) 
     plots.save(plots.grid_figure(rows, runs), out / "grid")
     for c in report["checks"]:
         if not c["ok"]:
-            console.print(f"[red]fails[/]: {escape(c['check'])} ({c['value']:+.1%})")
+            console.print(
+                f"[red]fails[/]: {escape(c['check'])} ({c['value']:+.1%})", soft_wrap=True
+            )
     mean = np.mean([abs(r["median_error"]) for r in rows])
     console.print(
         f"{sum(c['ok'] for c in report['checks'])} of {len(report['checks'])} claims hold; "
-        f"mean |median error| {mean:.1%}; table {out}/grid.md, figure {out}/grid.png"
+        f"mean |median error| {mean:.1%}; table {out}/grid.md, figure {out}/grid.png",
+        soft_wrap=True,
     )
     if not report["ok"]:
         raise typer.Exit(1)

@@ -323,7 +323,11 @@ def grid_figure(rows: list[dict], runs: dict) -> plt.Figure:
         fig, axes = new_figure(2, 1, "double", 0.25 * len(rows) + 1.0)
         y = np.arange(len(rows))[::-1]
         for ax, stat, label in (
-            (axes[0, 0], lambda r: float(np.median(download_times(r.peers))), "median download time (s)"),
+            (
+                axes[0, 0],
+                lambda r: float(np.median(download_times(r.peers))),
+                "median download time (s)",
+            ),
             (axes[0, 1], None, "seed copies (bytes the seed uploaded / file size)"),
         ):
             for k, row in enumerate(rows):

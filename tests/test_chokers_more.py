@@ -115,7 +115,9 @@ def test_libtorrent_optimistic_unchoke_goes_to_the_longest_waiting_peer():
     got = np.array([9e9, 0, 0, 0, 0, 0])  # peer 0 holds the regular slot throughout
     picks, unchoked = [], np.zeros(6, bool)
     for k in range(5):
-        view = ChokeView.build(6, received_total=got * (k + 1), unchoked=unchoked, now_s=1.0 + 30 * k)
+        view = ChokeView.build(
+            6, received_total=got * (k + 1), unchoked=unchoked, now_s=1.0 + 30 * k
+        )
         unchoked = c.rechoke(view, rng(k))[0]
         picks.append(int(np.flatnonzero(c.optimistic[0])[0]))
     assert sorted(picks) == [1, 2, 3, 4, 5]  # every waiting peer once: never-tried first
@@ -151,9 +153,7 @@ def test_libtorrent_a_lost_unchoked_peer_triggers_a_regular_round():
 
 
 def test_libtorrent_anti_leech_prefers_new_and_nearly_done_peers():
-    c = started(
-        c_slots=4, unchoke_slots=2, optimistic_slots=1, seed_choking_algorithm="anti_leech"
-    )
+    c = started(c_slots=4, unchoke_slots=2, optimistic_slots=1, seed_choking_algorithm="anti_leech")
     view = ChokeView.build(4, is_seed=True, n_pieces=100, have_counts=[50, 2, 48, 97], now_s=1.0)
     mask = c.rechoke(view, rng())[0]
     # score |have - half| * 2000 / total: 2 pieces -> 960, 97 -> 940, 48 -> 40, 50 -> 0

@@ -23,7 +23,13 @@ LIBTORRENT = {
     "seed": 3,
     "torrent": {"file_bytes": 8 * MiB, "piece_bytes": 262144},
     "peers": [
-        {"class": "seed", "count": 1, "upload_bps": MiB, "download_bps": 4 * MiB, "starts_as": "seed"},
+        {
+            "class": "seed",
+            "count": 1,
+            "upload_bps": MiB,
+            "download_bps": 4 * MiB,
+            "starts_as": "seed",
+        },
         {"class": "leech", "count": 8, "upload_bps": MiB, "download_bps": 4 * MiB},
     ],
     "departure": {"name": "stay"},
@@ -48,7 +54,15 @@ def scenario(**changes) -> dict:
 def test_allowed_fast_set_matches_bep6s_published_example():
     """BEP 6, "Allowed Fast Set Generation": 1313 pieces, info-hash 0xaa * 20, 80.4.4.200."""
     info_hash = bytes([0xAA]) * 20
-    assert allowed_fast_set("80.4.4.200", info_hash, 1313, 7) == [1059, 431, 808, 1217, 287, 376, 1188]
+    assert allowed_fast_set("80.4.4.200", info_hash, 1313, 7) == [
+        1059,
+        431,
+        808,
+        1217,
+        287,
+        376,
+        1188,
+    ]
     assert allowed_fast_set("80.4.4.200", info_hash, 1313, 9)[7:] == [353, 508]
     # libtorrent hashes the whole address (send_allowed_set): other pieces, the same method
     unmasked = allowed_fast_set("80.4.4.200", info_hash, 1313, 9, mask=False)
@@ -80,7 +94,9 @@ def test_choked_peers_fetch_exactly_their_allowed_fast_pieces():
     choked = served_while_choked(r)
     assert len(choked) >= 8  # every leecher pulls allowed-fast pieces from the seed at first
     assert all(piece in sets[j] for _, j, piece in choked)
-    off = run(scenario(choker={"name": "libtorrent", "unchoke_slots": 4, "allowed_fast_set_size": 0}))
+    off = run(
+        scenario(choker={"name": "libtorrent", "unchoke_slots": 4, "allowed_fast_set_size": 0})
+    )
     assert served_while_choked(off) == []
 
 
@@ -107,8 +123,23 @@ def pick_view(rate, queued=0.0, slow=False, received=0.0, have=10, n=64):
     wanted = np.ones(n, bool)
     rarity = np.arange(n)  # all unseen (availability 0), random order = index order
     return PickView(
-        0, 1, wanted, rarity, n, have, {}, False, {}, wanted, queued, rate, {}, 262144, 16384,
-        received, slow,
+        0,
+        1,
+        wanted,
+        rarity,
+        n,
+        have,
+        {},
+        False,
+        {},
+        wanted,
+        queued,
+        rate,
+        {},
+        262144,
+        16384,
+        received,
+        slow,
     )
 
 

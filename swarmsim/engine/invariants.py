@@ -96,7 +96,9 @@ def _unchoked(swarm) -> str:
             return f"peer {u}'s flows {sorted(flows)} differ from its unchoked peers"
         fast = {j for j, f in net.out_flows[u].items() if f.fast}
         if fast & flows or not fast <= set(ids.tolist()):
-            return f"peer {u} serves allowed-fast pieces to peers it unchokes or is not connected to"
+            return (
+                f"peer {u} serves allowed-fast pieces to peers it unchokes or is not connected to"
+            )
     return "ok"
 
 

@@ -19,7 +19,6 @@ import numpy as np
 import simpy
 from simpy.events import NORMAL
 
-
 # libtorrent's per-connection rate meter (``stat_channel::second_tick``): each second
 # avg = avg * 4/5 + sample / 5, i.e. an exponential average decaying by 4/5 per second
 RATE_DECAY_PER_S = math.log(5 / 4)

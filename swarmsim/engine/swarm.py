@@ -61,7 +61,9 @@ TCP_IP_HEADER_BYTES, SEGMENT_PAYLOAD_BYTES, PIECE_HEADER_BYTES = 40, 1460, 13
 
 def payload_share(block_bytes: int) -> float:
     """The share of a rate cap left for payload when the cap counts every header."""
-    return 1.0 / (1.0 + TCP_IP_HEADER_BYTES / SEGMENT_PAYLOAD_BYTES + PIECE_HEADER_BYTES / block_bytes)
+    return 1.0 / (
+        1.0 + TCP_IP_HEADER_BYTES / SEGMENT_PAYLOAD_BYTES + PIECE_HEADER_BYTES / block_bytes
+    )
 
 
 @contextmanager

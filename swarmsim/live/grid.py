@@ -160,7 +160,11 @@ def verdict(grid: Grid, rows: list[dict]) -> dict:
         )
     mean = float(np.mean([abs(r["median_error"]) for r in rows]))
     checks.append(
-        {"check": f"mean |median error| <= {tol.mean_median:.0%}", "value": mean, "ok": mean <= tol.mean_median}
+        {
+            "check": f"mean |median error| <= {tol.mean_median:.0%}",
+            "value": mean,
+            "ok": mean <= tol.mean_median,
+        }
     )
     trends = []
     for t in grid.trends:

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from swarmsim.engine.allowed_fast import peer_address
-from swarmsim.engine.swarm import payload_share, plan_peers
+from swarmsim.engine.swarm import plan_peers
+from swarmsim.live.checks import rate_check
 from swarmsim.live.settings import (
     TRACE_ALERTS,
     changed_settings,
@@ -35,7 +36,6 @@ from swarmsim.scenario import Scenario
 POLL_S = 0.05
 START_TIMEOUT_S = 10.0
 SAMPLE_S = 1.0
-RATE_WINDOW_S = 3.0  # libtorrent's limiter is a ~3 s token bucket: compare over >= 3 s
 
 
 def _lt():
@@ -322,79 +322,6 @@ def _run(lt, sc: Scenario, tmp: Path, peers: list, manifest: dict, progress, tra
 def _seeding_time(rule, rng) -> float:
     """How long a peer seeds once it has the file (initial seeds: from joining)."""
     return np.inf if rule is None else float(rule.seeding_time_s(rng))
-
-
-def measured_rates(
-    samples: list[tuple[float, float]], window_s: float = RATE_WINDOW_S
-) -> np.ndarray:
-    """Upload rates over consecutive windows of at least ``window_s`` (bytes per second)."""
-    out, i = [], 0
-    for j in range(1, len(samples)):
-        if samples[j][0] - samples[i][0] >= window_s:
-            out.append((samples[j][1] - samples[i][1]) / (samples[j][0] - samples[i][0]))
-            i = j
-    return np.asarray(out)
-
-
-BUCKET_S = 3.0  # libtorrent's rate limiter is a token bucket about this many seconds deep
-
-
-def rate_check(sc: Scenario, cls, starts_seed, rates, first_done: float = np.inf) -> dict:
-    """Requested vs measured upload rate per peer. The caps must apply on loopback: over any
-    span of >= 3 s a peer may not send more than its cap allows plus one full token bucket,
-    with 5 % slack (``excess`` is the worst ratio). A seed slower than every leecher's
-    download capacity is never short of demand while every leecher still downloads, so until
-    the first completion (``first_done``) its payload must run within 5 % of what its cap
-    leaves for payload (``payload_share``: libtorrent's caps count headers; median of its 3 s
-    windows once busy; the host adds no throttling of its own). Other peers' uploads are
-    bounded by demand too, so only their caps are checked.
-
-    The seed's windows start one bucket depth after its first payload: until then it may
-    still be spending tokens banked while connections were being set up. (Windows counted from
-    the end of the first 3 s instead once read 8 % over the cap on live-tiny, with every
-    span within the cap plus one bucket.)"""
-    per_peer, valid = {}, True
-    share = payload_share(sc.torrent.block_bytes)
-    slowest_download = min(c.download_bps for c in sc.peers if c.starts_as == "leecher")
-    for k, samples in rates.items():
-        cap = sc.peers[cls[k]].upload_bps
-        w = measured_rates(samples)
-        if w.size == 0:
-            continue
-        t = np.array([x[0] for x in samples])
-        b = np.array([x[1] for x in samples])
-        span = t[None, :] - t[:, None]
-        sent = b[None, :] - b[:, None]
-        ok_span = span >= RATE_WINDOW_S
-        excess = float((sent / (cap * (span + BUCKET_S)))[ok_span].max()) if ok_span.any() else 0.0
-        peak = float(w.max())
-        ok = excess <= 1.05
-        row = {
-            "requested_bps": cap,
-            "peak_bps": peak,
-            "median_bps": float(np.median(w)),
-            "excess": excess,
-        }
-        bound = starts_seed[k] and cap < slowest_download
-        busy = _busy_windows(samples, first_done) if bound else np.empty(0)
-        if busy.size:
-            # while leechers download, such a seed is never short of demand: it runs at its cap
-            row["busy_bps"] = float(np.median(busy))
-            row["expected_busy_bps"] = cap * share
-            ok &= abs(row["busy_bps"] - cap * share) <= 0.05 * cap * share
-        row["ok"] = bool(ok)
-        valid &= ok
-        per_peer[str(k)] = row
-    return {"valid": bool(valid), "window_s": RATE_WINDOW_S, "tolerance": 0.05, "peers": per_peer}
-
-
-def _busy_windows(samples: list[tuple[float, float]], until: float) -> np.ndarray:
-    """A seed's rate windows from one token-bucket depth after its first payload byte until
-    ``until``."""
-    first = next((t for t, b in samples if b > 0), None)
-    if first is None:
-        return np.empty(0)
-    return measured_rates([x for x in samples if first + BUCKET_S <= x[0] <= until])
 
 
 def _tables(

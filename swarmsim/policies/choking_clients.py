@@ -164,9 +164,7 @@ class Libtorrent(BaseChoker):
         """Slots best first: bytes received last round, then the seed algorithm's keys, then
         the longest since the last unchoke (or since connecting, for never-unchoked peers)."""
         p = self.params
-        since = np.where(
-            np.isfinite(view.last_unchoked_s), view.last_unchoked_s, view.connected_s
-        )
+        since = np.where(np.isfinite(view.last_unchoked_s), view.last_unchoked_s, view.connected_s)
         if p.seed_choking_algorithm == "round_robin":
             quota_done = (
                 view.unchoked
