@@ -81,16 +81,18 @@ class Exchange:
 
     def _on_periodic_batch(self, ev) -> None:
         key = ev._value
-        peers = np.array(self._periodic.pop(key), dtype=np.int64)
-        peers = peers[(self._periodic_key[peers] == key) & self.online[peers]]
+        due = self._periodic_key
+        peers = np.array([u for u in self._periodic.pop(key) if due[u] == key], dtype=np.int64)
+        peers = peers[self.online[peers]]
         if peers.size == 0:
             return
-        self._periodic_key[peers] = -1
+        for u in peers.tolist():
+            due[u] = None
         self.events += 1
         self.rounds[peers] += 1
         self._rechoke(peers, periodic=True)
         for u in peers.tolist():
-            if self._periodic_key[u] < 0:  # its choker keeps no timers of its own
+            if self._periodic_key[u] is None:  # its choker keeps no timers of its own
                 self._schedule_periodic(u, self.chokers[u].interval_s)
             if self.is_seed[u] and self.online[u] and self._done_seeding(u):
                 self._leave(u)
@@ -249,13 +251,13 @@ class Exchange:
     # --- allowed fast (BEP 6) ----------------------------------------------------------------
     def _fast_has(self, u: int, j: int) -> np.ndarray:
         """What ``u`` offers ``j`` while it chokes ``j``: its pieces in ``j``'s allowed-fast set."""
-        allowed = self.allowed_fast.pieces(j, int(self.fast_k[u]))
+        allowed = self.allowed_fast.pieces(j, self.fast_k[u])
         has = np.zeros(self.n_pieces, dtype=bool)
         has[allowed] = self.bits[u, allowed]
         return has
 
     def _fast_wants(self, u: int, j: int) -> bool:
-        allowed = self.allowed_fast.pieces(j, int(self.fast_k[u]))
+        allowed = self.allowed_fast.pieces(j, self.fast_k[u])
         return bool((self.bits[u, allowed] & ~self.bits[j, allowed]).any())
 
     def _offer_fast(self, u: int, j: int, s_u: int | None = None, s_j: int | None = None) -> None:
@@ -283,7 +285,7 @@ class Exchange:
         ids, slots, rev = self.conns.neighbours(u)
         if not ids.size:
             return
-        sets = self.allowed_fast.matrix[ids, : int(self.fast_k[u])]
+        sets = self.allowed_fast.matrix[ids, : self.fast_k[u]]
         hit = (sets == piece).any(axis=1) & ~self.bits[ids, piece] & ~self.conns.unchoked[u, slots]
         if not hit.any():
             return

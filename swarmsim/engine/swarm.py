@@ -144,16 +144,14 @@ class Swarm(Exchange):
             choker.setup(N, tr.max_connections)
         self.tick_s = sc.timers.tick_s
         self._periodic: dict = {}
-        self._periodic_key = np.full(N, -1, dtype=np.int64)  # each peer's scheduled batch
+        self._periodic_key: list = [None] * N  # the batch each peer's next periodic call is in
         # BEP 6: every peer's allowed-fast sequence, from its address and the info-hash
-        self.fast_k = np.array(
-            [getattr(c, "allowed_fast_set_size", 0) for c in self.chokers], dtype=np.int64
-        )
+        self.fast_k = [int(getattr(c, "allowed_fast_set_size", 0)) for c in self.chokers]
         self.allowed_fast = AllowedFast(
             [peer_address(k) for k in range(N)],
             hashlib.sha1(sc.digest().encode()).digest(),
             P,
-            int(self.fast_k.max(initial=0)),
+            max(self.fast_k, default=0),
         )
         self.handshake_s = sc.wire.handshake_s
         self.dialing = np.zeros(N, dtype=np.int64)  # connections still in their handshake
