@@ -75,6 +75,28 @@ def test_homogeneous_flash_crowd_within_one_and_a_half_kumar_ross(seed):
     assert r.peers.complete_s.max() <= 1.5 * tmin, (r.peers.complete_s.max(), tmin)
 
 
+LIBTORRENT_PEERS = {
+    "choker": {"name": "libtorrent", "unchoke_slots": 4},
+    "picker": {"name": "libtorrent"},
+    "bandwidth": {"name": "max_min"},
+    "wire": {"handshake_s": 3.0, "header_overhead": True},
+}
+
+
+def test_libtorrent_peers_stay_within_one_and_a_half_kumar_ross():
+    """The same crowd of libtorrent peers (docs/validation.md): the 3 s set-up, the 2.7 %
+    header overhead, 15 s rounds, allowed-fast pieces and whole-piece runs cost more than
+    mainline's rounds do (measured 1.24-1.30x for seeds 1-3 against 1.20-1.22x), still within
+    1.5x; never below the bound. Small seed-bound swarms sit further out, at 1.5x and more
+    (docs/validation.md): there the seed's repeated pieces, not the peers, set the pace."""
+    n, u, us, d = 100, 131072, 524288, 1048576
+    tmin = kumar_ross_tmin(32 * MiB, us, [u] * n, d)
+    r = swarmsim.simulate(flash(n, u, us, d, seed=1, **LIBTORRENT_PEERS))
+    last = r.peers.complete_s.max()
+    assert tmin <= last <= 1.5 * tmin, (last, tmin)
+    assert last > 1.22 * tmin  # slower than mainline's model: set-up, overhead, 15 s rounds
+
+
 def test_heterogeneous_flash_crowds_never_beat_the_bound(tiny):
     for seed in range(3):
         r = run(tiny, seed=seed)
