@@ -118,10 +118,12 @@ def _print_summary(result) -> None:
         ("mean download time (s)", _fmt(s["mean_download_s"])),
         ("p90 download time (s)", _fmt(s["p90_download_s"])),
         ("upload utilisation", _fmt(s["upload_utilisation"])),
+        ("seed copies (seed upload / file)", _fmt(s.get("seed_copies", math.nan))),
         ("simulated time (s)", f"{_fmt(m['sim_time_s'])} ({m['stop_reason']})"),
         ("wall time (s)", _fmt(m["wall_time_s"])),
-        ("events per second", _fmt(m["events_per_s"])),
     ]
+    if m.get("events_per_s") is not None:  # a live run has no events
+        rows.append(("events per second", _fmt(m["events_per_s"])))
     for k, v in rows:
         table.add_row(k, v)
     console.print(table)
@@ -273,7 +275,8 @@ def live(
     out: Annotated[Path | None, typer.Option(help="folder (default results/live/NAME)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override: path=value")] = None,
 ) -> None:
-    """Run the scenario's peers as real libtorrent sessions on 127.0.0.1."""
+    """Run the scenario's peers as real libtorrent sessions at libtorrent's defaults, each on
+    a loopback address of its own."""
     from swarmsim.live.harness import run_live
 
     sc = _load(scenario, set_)
