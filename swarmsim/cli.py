@@ -226,7 +226,7 @@ def _validate_grid(path: Path, live_runs: int, sim_runs: int, out: Path | None) 
         folder = out / name
         stored = vgrid.stored_live_runs(folder, sc)
         lives = [r for r in stored if vgrid.usable(r)]
-        k = max((int(r.path.name.split("-")[1]) + 1 for r in stored), default=0)
+        k = vgrid.next_run_index(folder)
         attempts = 0
         while len(lives) < live_runs and attempts < 2 * live_runs:
             r = run_live(sc, seed=sc.seed + k, out=folder / f"live-{k}")

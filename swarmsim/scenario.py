@@ -219,6 +219,15 @@ def _cross_checks(s: Scenario) -> list[tuple[str, str]]:
             )
     if not any(c.starts_as == "seed" for c in s.peers):
         problems.append(("peers", "no class has starts_as: seed, so nobody has the file"))
+    chokers = [s.choker.name] + [c.choker.name for c in s.peers if c.choker is not None]
+    if "libtorrent" in chokers and s.timers.tick_s not in (0.0, 1.0):
+        problems.append(
+            (
+                "timers.tick_s",
+                f"{s.timers.tick_s}: libtorrent's choker runs on its session's 1 s tick, so "
+                "with a libtorrent choker the tick is 1 (or 0, exact times)",
+            )
+        )
     if s.record.sample_every_s > s.stop.max_time_s:
         problems.append(
             (

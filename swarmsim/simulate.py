@@ -109,7 +109,7 @@ def _settle_all(swarm: Swarm) -> None:
     swarm.flush_transfers()
     for flows in swarm.net.out_flows:
         for f in flows.values():
-            swarm.recorder.unchoke(f.up, f.down, f.t0, swarm.env.now)
+            swarm._record_unchoke(f)
 
 
 def _peers_table(swarm: Swarm):

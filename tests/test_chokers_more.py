@@ -51,12 +51,9 @@ def test_libtorrent_ranks_by_bytes_since_the_last_regular_round():
 
 
 def test_libtorrent_round_robin_demotes_a_peer_past_its_quota():
-    """round_robin (choker.cpp unchoke_compare_rr): unchoked for over a minute with more than
-    seeding_piece_quota pieces sent -> ranked after everyone else."""
+    """round_robin (choker.cpp unchoke_compare_rr): unchoked for over a minute and sent more
+    than seeding_piece_quota pieces' worth of bytes since -> ranked after everyone else."""
     sent = np.full(10, 5000.0)
-    sent[0] = 9e9  # the fastest by far, but its quota is done
-    quota = np.zeros(10, dtype=int)
-    quota[0] = 25
 
     def regular_round():
         c = started(c_slots=10, now=499.0, unchoke_slots=3, optimistic_slots=1)
@@ -68,15 +65,15 @@ def test_libtorrent_round_robin_demotes_a_peer_past_its_quota():
             unchoked=[True] + [False] * 9,
             last_unchoked_s=[300.0] + [-np.inf] * 9,
             connected_s=np.arange(10.0),
-            pieces_sent_since_unchoke=quota,
         )
         mask = c.rechoke(view, rng())[0]
         return mask & ~c.optimistic[0]
 
+    sent[0] = 25 * 262144.0  # the fastest by far, but past its 20-piece quota
     regular = regular_round()
     assert not regular[0]
     assert list(np.flatnonzero(regular)) == [1, 2]  # choked peers: the longest connected first
-    quota[0] = 15  # under quota: it keeps its slot
+    sent[0] = 15 * 262144.0  # under quota: it keeps its slot
     assert regular_round()[0]
 
 

@@ -27,7 +27,6 @@ def test_tiny_live_swarm_end_to_end(tmp_path):
     assert m["source"] == "live" and m["status"] == "ok", m.get("rates")
     # the caps really apply on loopback: the seed ran at its cap, nobody beat theirs
     seed = m["rates"]["peers"]["0"]
-    assert seed["expected_busy_bps"] < 524288  # the cap counts headers: payload gets less
     assert abs(seed["busy_bps"] - seed["expected_busy_bps"]) <= 0.05 * seed["expected_busy_bps"]
     assert all(p["excess"] <= 1.05 for p in m["rates"]["peers"].values())
     leechers = r.peers[~r.peers.starts_as_seed]

@@ -55,8 +55,9 @@ class AllowedFast:
     ``pieces(j, k)`` less the peer's own bitfield."""
 
     def __init__(self, addresses: list[str], info_hash: bytes, n_pieces: int, k_max: int):
-        k = min(k_max, n_pieces)
-        #: row ``j``: peer ``j``'s first ``k_max`` allowed-fast pieces (all, for tiny torrents)
+        self.n_pieces = n_pieces
+        k = min(k_max, n_pieces - 1)  # a set of every piece needs no sequence
+        #: row ``j``: the start of peer ``j``'s BEP 6 sequence, ``k`` pieces
         self.matrix = np.array(
             [allowed_fast_set(a, info_hash, n_pieces, k, mask=False) for a in addresses]
             if k > 0
@@ -65,4 +66,8 @@ class AllowedFast:
         ).reshape(len(addresses), max(k, 0))
 
     def pieces(self, peer: int, k: int) -> np.ndarray:
+        """Peer ``peer``'s set at an uploader whose set size is ``k``: every piece when ``k``
+        covers the torrent (``send_allowed_set``)."""
+        if k >= self.n_pieces:
+            return np.arange(self.n_pieces)
         return self.matrix[peer, :k]

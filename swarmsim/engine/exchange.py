@@ -133,6 +133,11 @@ class Exchange:
             return
         self.events += 1
         self._rechoke(peers, periodic=False)
+        if ev._value is None and self._fast_after_rechoke:
+            offers, self._fast_after_rechoke = self._fast_after_rechoke, []
+            for u, j in offers:
+                if self.online[u] and j in self.conns.nbr_sets[u]:
+                    self._offer_fast(u, j)
         self.net.reflow()
 
     def _rechoke(self, peers: np.ndarray, periodic: bool) -> None:
@@ -265,6 +270,7 @@ class Exchange:
         (libtorrent sends the set on ``j``'s first INTERESTED, never to a seed)."""
         if (
             not self.fast_k[u]
+            or not self.fast_k[j]  # a client that offers no allowed-fast set has no BEP 6
             or self.is_seed[j]
             or not self.online[j]
             or self.up_bps[u] <= 0.0
@@ -294,6 +300,23 @@ class Exchange:
         lacks[piece >> 6] &= ~BIT[piece & 63]
         for k in b[~lacks.any(axis=0)].tolist():
             self._offer_fast(u, int(ids[k]), int(slots[k]), int(rev[k]))
+
+    def _reask_fast(self, j: int, piece: int) -> None:
+        """``j`` completed ``piece``: every uploader that has it too is asked again
+        (``torrent::we_have`` -> ``update_interest`` -> ``peer_is_interesting``); one that
+        chokes ``j`` for ``j``'s allowed-fast pieces."""
+        allowed = self.allowed_fast.pieces(j, self.allowed_fast.matrix.shape[1])
+        if not (~self.bits[j, allowed]).any():
+            return
+        ids, slots, rev = self.conns.neighbours(j)
+        if not ids.size:
+            return
+        ask = self.bits[ids, piece] & ~self.conns.unchoked[ids, rev]
+        out = self.net.out_flows
+        for b in np.flatnonzero(ask).tolist():
+            u = int(ids[b])
+            if j not in out[u]:
+                self._offer_fast(u, j, int(rev[b]), int(slots[b]))
 
     # --- pipelines ---------------------------------------------------------------------------
     def _reserve(self, f: Flow, piece: int, wanted: np.ndarray) -> None:
@@ -372,14 +395,14 @@ class Exchange:
             bool(slow),
         )
         piece = self.picker.pick(view, self.rng_pick)
+        idle_in = self.idle_in[j]
         if isinstance(piece, list):
             for p in piece:
                 self._reserve(f, p, wanted)
+            if piece and idle_in and self.free[j] == 0:
+                self._retry_idle(j, None)  # endgame starts: idle connections may join in
             piece = None
-        idle_in = self.idle_in[j]
-        if piece is None and f.queue:
-            if f.dl is not None and f.dl.remaining > 0.0:
-                return  # still fetching: the reservations wait their turn
+        if piece is None and f.queue:  # the connection's next reserved piece
             piece = f.queue.pop(0)
             del self.reserved[j][piece]
             if idle_in:
@@ -406,8 +429,6 @@ class Exchange:
         if dl is None and piece in self.reserved[j]:  # endgame: take it off another connection
             g = self.reserved[j].pop(piece)
             g.queue.remove(piece)
-            if f.dl is not None:
-                net.release(f)
             net.assign(f, net.start(j, piece, self.piece_sizes[piece], 0.0, False))
         elif dl is None:
             if not wanted[piece]:
@@ -506,6 +527,7 @@ class Exchange:
             self._request_rechoke(j)  # libtorrent: a newly interested peer takes a free slot
         if self.fast_k[j]:
             self._offer_fast_piece(j, p)
+            self._reask_fast(j, p)
         if self.have[j] == self.n_pieces:
             self._became_seed(j)
 

@@ -288,7 +288,7 @@ class Network:
         """Bring a connection's rate estimate up to ``now`` at its current rate (call before
         the rate changes)."""
         old = self.rate_in_f[cell]
-        decay = math.exp(-RATE_DECAY_PER_S * (now - self.est_t_f[cell]))
+        decay = np.exp(-RATE_DECAY_PER_S * (now - self.est_t_f[cell]))  # as _rerate_batch
         self.est_f[cell] = old + (self.est_f[cell] - old) * decay
         self.est_t_f[cell] = now
 
@@ -297,7 +297,7 @@ class Network:
         ``download_payload_rate``), in bytes per second."""
         now = self.env._now
         old = self.rate_in_f[cell]
-        decay = math.exp(-RATE_DECAY_PER_S * (now - self.est_t_f[cell]))
+        decay = np.exp(-RATE_DECAY_PER_S * (now - self.est_t_f[cell]))
         return float(old + (self.est_f[cell] - old) * decay)
 
     def uploaded_integral(self) -> float:

@@ -149,7 +149,8 @@ class Swarm(Exchange):
         self.fast_k = [int(getattr(c, "allowed_fast_set_size", 0)) for c in self.chokers]
         self.allowed_fast = AllowedFast(
             [peer_address(k) for k in range(N)],
-            hashlib.sha1(sc.digest().encode()).digest(),
+            # the live torrent's info-hash follows from its payload, made from the seed
+            hashlib.sha1(f"{sc.seed}:{t.file_bytes}:{t.piece_bytes}".encode()).digest(),
             P,
             max(self.fast_k, default=0),
         )
@@ -179,6 +180,7 @@ class Swarm(Exchange):
         self.rng_pick = self.streams.get("picker")
         self.rng_depart = self.streams.get("departure")
         self._rechoke_pending: set[int] = set()
+        self._fast_after_rechoke: list[tuple[int, int]] = []  # (uploader, new neighbour)
         self._tick_pending: set[int] = set()  # re-ranks due at the next tick
         self.pending_joins = N
         self.leechers = 0
@@ -344,7 +346,10 @@ class Swarm(Exchange):
                 a, int(conns.unchoked[a].sum())
             ):
                 self._request_rechoke(a)
-            self._offer_fast(a, b)
+                if self.fast_k[a]:  # allowed-fast pieces only if that rechoke leaves b choked
+                    self._fast_after_rechoke.append((a, b))
+            else:
+                self._offer_fast(a, b)
 
     def _on_reannounce(self, ev) -> None:
         i = ev._value

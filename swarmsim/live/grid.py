@@ -80,7 +80,8 @@ def stored_live_runs(folder: Path, sc: Scenario) -> list[Result]:
     and whatever the simulator-only parts of the scenario they were run with."""
     runs = []
     want = live_digest(sc)
-    for path in sorted(folder.glob("live-*"), key=lambda p: int(p.name.split("-")[-1])):
+    paths = [p for p in folder.glob("live-*") if _run_index(p) is not None]
+    for path in sorted(paths, key=_run_index):
         try:
             r = Result.read(path, allow_failed=True)
             same = live_digest(load_scenario(r.manifest["scenario"])) == want
@@ -89,6 +90,17 @@ def stored_live_runs(folder: Path, sc: Scenario) -> list[Result]:
         if same and r.manifest.get("status") in ("ok", "invalid"):
             runs.append(r)
     return runs
+
+
+def _run_index(path: Path) -> int | None:
+    tail = path.name.removeprefix("live-")
+    return int(tail) if tail.isdigit() else None
+
+
+def next_run_index(folder: Path) -> int:
+    """The first ``live-K`` index no folder uses yet (runs of older scenarios are kept)."""
+    used = [_run_index(p) for p in folder.glob("live-*")]
+    return max((k + 1 for k in used if k is not None), default=0)
 
 
 def usable(run: Result) -> bool:

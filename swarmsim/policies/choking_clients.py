@@ -69,8 +69,9 @@ class Libtorrent(BaseChoker):
     the peer starts. Every ``interval_s`` (``unchoke_interval``) the regular round ranks the
     interested peers by bytes they sent us since the last regular round (``compare_peers``),
     ties by the seed algorithm: ``round_robin`` (peers unchoked for over 60 s that were sent
-    more than ``seeding_piece_quota`` pieces rank last, then bytes we sent them that round,
-    counted for unchoked peers only, then longest since unchoked, or since connected),
+    more than ``seeding_piece_quota`` pieces' worth since rank last, then bytes we sent them
+    that round, counted for unchoked peers only, then longest since unchoked, or since
+    connected),
     ``fastest_upload`` or ``anti_leech`` (peers near 0 % or 100 % of the torrent first). Slots
     are ``unchoke_slots`` (``fixed_slots``) or, ``rate_based``, one per peer whose upload rate
     that round (bytes over the time since the last round) clears a threshold starting at
@@ -82,9 +83,10 @@ class Libtorrent(BaseChoker):
     peers, choked or optimistic now, that waited longest since their last optimistic unchoke,
     never-tried first; the optimistic peers not chosen again are choked. When an unchoked peer
     is lost (not interested, gone) the round it held a slot of runs at the next tick.
-    ``fixed_slots`` also unchokes an interested peer at once while a slot is free
-    (``preemptive_unchoke``). Peers choked by us may still fetch their BEP 6 allowed-fast
-    pieces (``allowed_fast_set_size``).
+    ``fixed_slots`` also unchokes a peer that has just connected or become interested at once
+    while a slot is free (``preemptive_unchoke``); an optimistic round that leaves more peers
+    unchoked than slots is followed by a regular round at the next tick. Peers choked by us
+    may still fetch their BEP 6 allowed-fast pieces (``allowed_fast_set_size``).
     """
 
     rechoke_on_interest = True
@@ -125,6 +127,8 @@ class Libtorrent(BaseChoker):
             max_connections,
             optimistic=False,
             mine=False,  # we unchoked it (regular or optimistic) at our last decision
+            was_interested=False,  # it was interested at our last decision
+            sent_at_unchoke=0.0,  # bytes we had sent it when we last unchoked it
             last_optimistic=-np.inf,
             recv_at_round=0.0,
             sent_at_round=0.0,
@@ -160,15 +164,17 @@ class Libtorrent(BaseChoker):
         passes = ranked >= p.rate_choker_initial_threshold + 2048.0 * k  # threshold per slot
         return np.argmin(np.concatenate([passes, np.zeros((b, 1), bool)], axis=1), axis=1) + 1
 
-    def _order(self, view: ChokeView, received: np.ndarray, sent: np.ndarray) -> np.ndarray:
+    def _order(
+        self, view: ChokeView, received: np.ndarray, sent: np.ndarray, since_unchoke: np.ndarray
+    ) -> np.ndarray:
         """Slots best first: bytes received last round, then the seed algorithm's keys, then
         the longest since the last unchoke (or since connecting, for never-unchoked peers)."""
         p = self.params
         since = np.where(np.isfinite(view.last_unchoked_s), view.last_unchoked_s, view.connected_s)
-        if p.seed_choking_algorithm == "round_robin":
+        if p.seed_choking_algorithm == "round_robin":  # quota: bytes since the unchoke
             quota_done = (
                 view.unchoked
-                & (view.pieces_sent_since_unchoke > p.seeding_piece_quota)
+                & (since_unchoke > p.seeding_piece_quota * view.piece_bytes)
                 & (view.now_s - view.last_unchoked_s > 60.0)
             )
             keys = (since, -np.where(view.unchoked, sent, 0.0), quota_done)
@@ -210,7 +216,7 @@ class Libtorrent(BaseChoker):
             self._slots[peers[rows]] = slots
             opt = optimistic[rows]
             n_opt = np.where(opt.any(axis=1), opt.sum(axis=1), np.maximum(1, slots // 5))
-            order = self._order(sub, received, sent)
+            order = self._order(sub, received, sent, gave - st["sent_at_unchoke"][rows])
             regular = first_k(order, sub.interested, np.maximum(slots - n_opt, 0))
             promoted = regular & opt
             optimistic[rows] &= ~promoted
@@ -236,17 +242,29 @@ class Libtorrent(BaseChoker):
             out[rows] = (out[rows] & ~optimistic[rows]) | chosen
             optimistic[rows] = chosen
             self._next_optimistic[peers[rows]] = now + p.optimistic_interval_s
+            # more unchoked than slots (preemptive unchokes, then this round): libtorrent
+            # trims them in a regular round at the next tick
+            over = out[rows].sum(axis=1) > self._slots[peers[rows]]
+            self._next_regular[peers[rows[over]]] = now
         idle = ~(regular_due | optimistic_due)
-        if idle.any() and p.choking_algorithm == "fixed_slots":  # preemptive unchoke
+        if idle.any() and p.choking_algorithm == "fixed_slots":
+            # preemptive unchoke (maybe_unchoke_this_peer): a peer that has just become
+            # interested, or just connected, takes a free slot at once
             rows = np.flatnonzero(idle)
             sub = view.take(rows)
             free = np.maximum(self._slots[peers[rows]] - out[rows].sum(axis=1), 0)
+            gave = sub.sent_total_bytes()
             order = self._order(
                 sub,
                 sub.received_total_bytes() - st["recv_at_round"][rows],
-                sub.sent_total_bytes() - st["sent_at_round"][rows],
+                gave - st["sent_at_round"][rows],
+                gave - st["sent_at_unchoke"][rows],
             )
-            out[rows] |= first_k(order, sub.interested & ~out[rows], free)
+            fresh = sub.interested & ~st["was_interested"][rows] & ~out[rows]
+            out[rows] |= first_k(order, fresh, free)
+        newly = out & ~view.unchoked
+        st["sent_at_unchoke"] = np.where(newly, view.sent_total_bytes(), st["sent_at_unchoke"])
+        st["was_interested"] = interested
         st["optimistic"] = optimistic & out
         st["mine"] = out
         self.state.store(view, **st)

@@ -221,31 +221,49 @@ class LibtorrentPicker(Picker):
 
     def _random_start(self, view: PickView, candidates: np.ndarray, rng) -> int | None:
         """The first candidate at or after a random index, wrapping (random mode)."""
-        idx = candidates.nonzero()[0]
-        if idx.size == 0:
-            return None
-        k = int(np.searchsorted(idx, int(rng.integers(view.n_pieces))))
-        return int(idx[k % idx.size])
+        return self._scan_from(candidates, int(rng.integers(view.n_pieces)))
 
     def _whole_pieces(self, view: PickView, rng, run: int, need_bytes: float) -> list[int]:
-        """Runs of open pieces (not in progress) until ``need_bytes`` are reserved."""
-        pickable = view.wanted.copy()
+        """Whole pieces until ``need_bytes`` are reserved: a kept partial piece alone (its
+        free blocks; it ranks first among equally available pieces, ``add_blocks_downloading``
+        with nobody else requesting it), an open piece grown into a run. In random mode one
+        random start per pick, the scan going on after each run."""
+        n = view.n_pieces
+        partial = np.zeros(n, dtype=bool)
         for piece in view.partial:
-            pickable[piece] = False  # a started piece lacks a free run: only a backup
-        picks: list[int] = []
+            partial[piece] = view.wanted[piece]
+        open_ = view.wanted & ~partial
         random_mode = view.have_pieces < self.params.random_first_pieces
+        score = None if random_mode else (2 * (view.rarity // n) + ~partial) * n + view.tie_rank()
+        start = int(rng.integers(n)) if random_mode else 0
+        picks: list[int] = []
         while need_bytes > 0:
-            if random_mode:
-                first = self._random_start(view, pickable, rng)
+            if random_mode:  # prioritize_partials, then the scan from the random start
+                first = _argmin_over(partial, np.arange(n))
+                if first is None:
+                    first = self._scan_from(open_, start)
             else:
-                first = _argmin_over(pickable, view.rarity)
+                first = _argmin_over(partial | open_, score)
             if first is None:
                 break
-            pieces = expand_run(first, run, pickable)
-            pickable[pieces] = False
+            if partial[first]:
+                pieces = [first]
+                partial[first] = False
+            else:
+                pieces = expand_run(first, run, open_)
+                open_[pieces] = False
+                start = pieces[-1] + 1
             picks += pieces
             need_bytes -= len(pieces) * view.piece_bytes
         return picks
+
+    @staticmethod
+    def _scan_from(candidates: np.ndarray, start: int) -> int | None:
+        """The first candidate at or after ``start``, wrapping (libtorrent's random mode)."""
+        idx = candidates.nonzero()[0]
+        if idx.size == 0:
+            return None
+        return int(idx[int(np.searchsorted(idx, start)) % idx.size])
 
     def _blocks(self, view: PickView, rng) -> int | None:
         """One piece to fetch block by block: pieces in progress (kept partials, or fetched
