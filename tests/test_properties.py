@@ -71,13 +71,33 @@ def scenarios(draw):
             "min_peers": 2,
             "reannounce_interval_s": 60,
         },
-        "choker": {
-            "name": "mainline",
-            "unchoke_slots": draw(st.integers(1, 5)),
-            "interval_s": draw(st.sampled_from([2.0, 10.0])),
+        "choker": draw(
+            st.sampled_from(
+                [
+                    {
+                        "name": "mainline",
+                        "unchoke_slots": draw(st.integers(1, 5)),
+                        "interval_s": 2.0,
+                    },
+                    {"name": "mainline", "unchoke_slots": 4, "interval_s": 10.0},
+                    {
+                        "name": "libtorrent",
+                        "unchoke_slots": draw(st.integers(1, 5)),
+                        "interval_s": 5.0,
+                        "allowed_fast_set_size": draw(st.sampled_from([0, 2, 5, 64])),
+                    },
+                    {"name": "libtorrent", "choking_algorithm": "rate_based", "interval_s": 5.0},
+                ]
+            )
+        ),
+        "picker": {
+            "name": draw(st.sampled_from(["rarest_first", "random", "sequential", "libtorrent"]))
         },
-        "picker": {"name": draw(st.sampled_from(["rarest_first", "random", "sequential"]))},
         "timers": {"tick_s": draw(st.sampled_from([0.0, 1.0]))},
+        "wire": {
+            "handshake_s": draw(st.sampled_from([0.0, 0.5, 3.0])),
+            "header_overhead": draw(st.booleans()),
+        },
         "stop": {"all_done": True, "max_time_s": 3000},
         "record": {"sample_every_s": 10},
     }

@@ -396,11 +396,11 @@ class Exchange:
         )
         piece = self.picker.pick(view, self.rng_pick)
         idle_in = self.idle_in[j]
+        endgame_starts = False
         if isinstance(piece, list):
             for p in piece:
                 self._reserve(f, p, wanted)
-            if piece and idle_in and self.free[j] == 0:
-                self._retry_idle(j, None)  # endgame starts: idle connections may join in
+            endgame_starts = bool(piece) and self.free[j] == 0
             piece = None
         if piece is None and f.queue:  # the connection's next reserved piece
             piece = f.queue.pop(0)
@@ -410,6 +410,8 @@ class Exchange:
                 self.idle_out[u].pop(j, None)
             kept = self.partial[j].pop(piece, 0.0) if self.partial[j] else 0.0
             net.assign(f, net.start(j, piece, self.piece_sizes[piece], kept, False))
+            if endgame_starts and idle_in:
+                self._retry_idle(j, None)  # idle connections may join in
             return
         if piece is None:
             if f.fast or not self.wants(j, u):
@@ -429,6 +431,8 @@ class Exchange:
         if dl is None and piece in self.reserved[j]:  # endgame: take it off another connection
             g = self.reserved[j].pop(piece)
             g.queue.remove(piece)
+            if f.dl is not None:
+                net.release(f)
             net.assign(f, net.start(j, piece, self.piece_sizes[piece], 0.0, False))
         elif dl is None:
             if not wanted[piece]:
