@@ -143,7 +143,8 @@ def validate(
     """Check a scenario and print it resolved; with --live-runs, compare the simulator against
     live libtorrent peers on it and exit 1 when the median completion time is off by more than
     --tolerance. Given a validation grid (a file listing cases), compare every case and the
-    trends between them against the grid's own tolerances, reusing stored live runs."""
+    trends between them against the grid's own tolerances: live runs are kept beside the grid
+    (LIVE/CASE/live-K) and reused, --live-runs tops each case up to N."""
     if _is_grid(scenario):
         _validate_grid(scenario, live_runs, sim_runs, out)
         return
@@ -209,62 +210,39 @@ def _validate_grid(path: Path, live_runs: int, sim_runs: int, out: Path | None) 
     table and the verdict; exit 1 if any claim fails."""
     from swarmsim import plots
     from swarmsim.live import grid as vgrid
-    from swarmsim.live.harness import run_live
-    from swarmsim.live.settings import check_live
-    from swarmsim.simulate import simulate
 
-    try:
-        g, cases = vgrid.load_grid(path)
-        for sc in cases.values():
-            check_live(sc)
-    except ScenarioError as exc:
-        raise _fail(exc) from None
-    out = out or Path("results") / "validation"
-    _sigterm_as_interrupt()
-    rows, runs = [], {}
-    for name, sc in cases.items():
-        folder = out / name
-        stored = vgrid.stored_live_runs(folder, sc)
-        lives = [r for r in stored if vgrid.usable(r)]
-        k = vgrid.next_run_index(folder)
-        attempts = 0
-        while len(lives) < live_runs and attempts < 2 * live_runs:
-            r = run_live(sc, seed=sc.seed + k, out=folder / f"live-{k}")
-            if vgrid.usable(r):
-                lives.append(r)
-            else:
-                err.print(f"{name}: live run {k} broke its rate caps and is left out")
-            k, attempts = k + 1, attempts + 1
-        if not lives:
-            err.print(f"{name}: no live run to compare with (use --live-runs)")
-            continue
-        sims = [simulate(sc, seed=sc.seed + j) for j in range(sim_runs)]
-        rows.append(vgrid.case_row(name, sims, lives, sc.torrent.file_bytes))
-        runs[name] = (sims, lives)
-        r = rows[-1]
+    def report(r: dict) -> None:
         console.print(
-            f"{name}: median sim {r['median_sim_s']:.1f} s, live {r['median_live_s']:.1f} s "
-            f"({r['median_error']:+.1%}, {len(lives)} live runs); seed copies "
+            f"{r['case']}: median sim {r['median_sim_s']:.1f} s, live {r['median_live_s']:.1f} s "
+            f"({r['median_error']:+.1%}, {r['live_runs']} live runs); seed copies "
             f"{r['seed_copies_sim']:.2f} / {r['seed_copies_live']:.2f}",
             highlight=False,
             soft_wrap=True,
         )
+
+    _sigterm_as_interrupt()
+    try:
+        g, rows, runs = vgrid.run_grid(path, sim_runs, live_runs, on_case=report, warn=err.print)
+    except ScenarioError as exc:
+        raise _fail(exc) from None
     if not rows:
         raise _fail(SwarmsimError("no case has a live run to compare with"), 1)
-    report = vgrid.write_report(out, g, rows)
+    out = out or Path("results") / "validation"
+    out.mkdir(parents=True, exist_ok=True)
+    verdict = vgrid.write_report(out, g, rows)
     plots.save(plots.grid_figure(rows, runs), out / "grid")
-    for c in report["checks"]:
+    for c in verdict["checks"]:
         if not c["ok"]:
             console.print(
                 f"[red]fails[/]: {escape(c['check'])} ({c['value']:+.1%})", soft_wrap=True
             )
     mean = np.mean([abs(r["median_error"]) for r in rows])
     console.print(
-        f"{sum(c['ok'] for c in report['checks'])} of {len(report['checks'])} claims hold; "
+        f"{sum(c['ok'] for c in verdict['checks'])} of {len(verdict['checks'])} claims hold; "
         f"mean |median error| {mean:.1%}; table {out}/grid.md, figure {out}/grid.png",
         soft_wrap=True,
     )
-    if not report["ok"]:
+    if not verdict["ok"]:
         raise typer.Exit(1)
 
 

@@ -11,8 +11,8 @@ trends:
 tolerance: {median: 0.05, mean_median: 0.03, last: 0.08, trend: 0.05}
 ```
 
-Live runs are kept in the output folder (``CASE/live-K``) and reused when their scenario is
-unchanged, since they take minutes each and do not depend on the simulator.
+Live runs are kept beside the grid file (``live/CASE/live-K``) and reused while their live
+experiment is unchanged, since they take minutes each and do not depend on the simulator.
 """
 
 from __future__ import annotations
@@ -211,6 +211,41 @@ def markdown_table(rows: list[dict]) -> str:
         for r in rows
     ]
     return head + "\n".join(lines) + "\n"
+
+
+def run_grid(path: Path, sim_runs: int, live_runs: int = 0, on_case=None, warn=print):
+    """Compare every case: its stored live runs (``live/CASE`` beside the grid), topped up to
+    ``live_runs`` with new ones, against ``sim_runs`` simulator seeds. Returns the grid, one
+    row per case that has a live run, and each case's (simulator, live) results."""
+    from swarmsim.live.settings import check_live
+    from swarmsim.simulate import simulate
+
+    grid, cases = load_grid(path)
+    for sc in cases.values():
+        check_live(sc)
+    rows, runs = [], {}
+    for name, sc in cases.items():
+        folder = path.parent / "live" / name
+        lives = [r for r in stored_live_runs(folder, sc) if usable(r)]
+        k, attempts = next_run_index(folder), 0
+        while len(lives) < live_runs and attempts < 2 * live_runs:
+            from swarmsim.live.harness import run_live  # needs libtorrent
+
+            r = run_live(sc, seed=sc.seed + k, out=folder / f"live-{k}")
+            if usable(r):
+                lives.append(r)
+            else:
+                warn(f"{name}: live run {k} broke its rate caps and is left out")
+            k, attempts = k + 1, attempts + 1
+        if not lives:
+            warn(f"{name}: no live run to compare with (use --live-runs)")
+            continue
+        sims = [simulate(sc, seed=sc.seed + j) for j in range(sim_runs)]
+        rows.append(case_row(name, sims, lives, sc.torrent.file_bytes))
+        runs[name] = (sims, lives)
+        if on_case is not None:
+            on_case(rows[-1])
+    return grid, rows, runs
 
 
 def write_report(out: Path, grid: Grid, rows: list[dict]) -> dict:
