@@ -262,8 +262,10 @@ class Exchange:
         return has
 
     def _fast_wants(self, u: int, j: int) -> bool:
+        """``u`` has an allowed-fast piece of ``j`` that ``j`` could request now (neither
+        held nor being fetched): else libtorrent's ``request_a_block`` finds nothing."""
         allowed = self.allowed_fast.pieces(j, self.fast_k[u])
-        return bool((self.bits[u, allowed] & ~self.bits[j, allowed]).any())
+        return bool((self.bits[u, allowed] & self.need[j, allowed]).any())
 
     def _offer_fast(self, u: int, j: int, s_u: int | None = None, s_j: int | None = None) -> None:
         """``u`` chokes interested ``j``: ``j`` requests its allowed-fast pieces that ``u`` has
@@ -292,7 +294,7 @@ class Exchange:
         if not ids.size:
             return
         sets = self.allowed_fast.matrix[ids, : self.fast_k[u]]
-        hit = (sets == piece).any(axis=1) & ~self.bits[ids, piece] & ~self.conns.unchoked[u, slots]
+        hit = (sets == piece).any(axis=1) & self.need[ids, piece] & ~self.conns.unchoked[u, slots]
         if not hit.any():
             return
         b = np.flatnonzero(hit)
@@ -306,12 +308,14 @@ class Exchange:
         (``torrent::we_have`` -> ``update_interest`` -> ``peer_is_interesting``); one that
         chokes ``j`` for ``j``'s allowed-fast pieces."""
         allowed = self.allowed_fast.pieces(j, self.allowed_fast.matrix.shape[1])
-        if not (~self.bits[j, allowed]).any():
+        fetchable = allowed[self.need[j, allowed]]
+        if not fetchable.size:
             return
         ids, slots, rev = self.conns.neighbours(j)
         if not ids.size:
             return
         ask = self.bits[ids, piece] & ~self.conns.unchoked[ids, rev]
+        ask &= self.bits[ids[:, None], fetchable[None, :]].any(axis=1)
         out = self.net.out_flows
         for b in np.flatnonzero(ask).tolist():
             u = int(ids[b])
