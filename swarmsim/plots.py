@@ -357,7 +357,7 @@ def grid_figure(rows: list[dict], runs: dict) -> plt.Figure:
             ax.set_yticks(y, [f"{r['case']} ({r['median_error']:+.0%})" for r in rows])
             ax.set_xlabel(label)
             ax.grid(axis="x", lw=0.3, alpha=0.5)
-        axes[0, 0].legend(loc="lower right")
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside upper center", ncols=2)
         axes[0, 1].set_yticklabels([])
     return fig
 
