@@ -437,7 +437,8 @@ class Exchange:
             g.queue.remove(piece)
             if f.dl is not None:
                 net.release(f)
-            net.assign(f, net.start(j, piece, self.piece_sizes[piece], 0.0, False))
+            kept = self.partial[j].pop(piece, 0.0) if self.partial[j] else 0.0
+            net.assign(f, net.start(j, piece, self.piece_sizes[piece], kept, False))
         elif dl is None:
             if not wanted[piece]:
                 raise InvariantError(f"picker chose piece {piece} that peer {u} cannot give {j}")
