@@ -390,13 +390,13 @@ class Exchange:
             endgame,
             in_flight,
             has,
-            queued_bytes,
-            rate,
-            shared,
-            self.scenario.torrent.piece_bytes,
-            self.scenario.torrent.block_bytes,
-            received,
-            bool(slow),
+            queued_bytes=queued_bytes,
+            rate_bps=rate,
+            shared=shared,
+            piece_bytes=self.scenario.torrent.piece_bytes,
+            block_bytes=self.scenario.torrent.block_bytes,
+            received_bytes=received,
+            slow_start=bool(slow),
         )
         piece = self.picker.pick(view, self.rng_pick)
         idle_in = self.idle_in[j]
@@ -412,15 +412,15 @@ class Exchange:
             if idle_in:
                 idle_in.pop(u, None)
                 self.idle_out[u].pop(j, None)
-            kept = self.partial[j].pop(piece, 0.0) if self.partial[j] else 0.0
-            net.assign(f, net.start(j, piece, self.piece_sizes[piece], kept, False))
+            self._begin(f, piece, shared=False)
             if endgame_starts and idle_in:
                 self._retry_idle(j, None)  # idle connections may join in
             return
         if piece is None:
             if f.fast or not self.wants(j, u):
                 # a choked peer's connection that finds no allowed-fast piece to request goes
-                # quiet until something makes it request again (see _offer_fast_piece)
+                # quiet until something makes it request again (_offer_fast_piece,
+                # _reask_fast, a choke)
                 self._lost_interest(f)
                 return
             if f.dl is not None:
@@ -437,18 +437,14 @@ class Exchange:
             g.queue.remove(piece)
             if f.dl is not None:
                 net.release(f)
-            kept = self.partial[j].pop(piece, 0.0) if self.partial[j] else 0.0
-            net.assign(f, net.start(j, piece, self.piece_sizes[piece], kept, False))
+            self._begin(f, piece, shared=False)
         elif dl is None:
             if not wanted[piece]:
                 raise InvariantError(f"picker chose piece {piece} that peer {u} cannot give {j}")
-            partial = self.partial[j]
-            kept = partial.pop(piece, 0.0) if partial else 0.0
-            dl = net.start(j, piece, self.piece_sizes[piece], kept, self.pipelined)
             self.busy[j, piece] = True
             self.need[j, piece] = False
             self.free[j] -= 1
-            net.assign(f, dl)
+            self._begin(f, piece, shared=self.pipelined)
             if idle_in and self.free[j] == 0:
                 self._retry_idle(j, None)  # endgame starts: idle connections may join in
         elif (endgame or dl.shared) and has[piece] and f not in dl.flows:
@@ -459,6 +455,12 @@ class Exchange:
             raise InvariantError(
                 f"picker chose piece {piece}, already in flight for peer {j}, outside endgame"
             )
+
+    def _begin(self, f: Flow, piece: int, shared: bool) -> None:
+        """Start fetching ``piece`` over ``f``, from the blocks a choke left of it, if any."""
+        j = f.down
+        kept = self.partial[j].pop(piece, 0.0) if self.partial[j] else 0.0
+        self.net.assign(f, self.net.start(j, piece, self.piece_sizes[piece], kept, shared))
 
     def _retry_idle(self, j: int, piece: int | None) -> None:
         for f in list(self.idle_in[j].values()):

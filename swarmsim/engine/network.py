@@ -24,6 +24,12 @@ from simpy.events import NORMAL
 RATE_DECAY_PER_S = math.log(5 / 4)
 
 
+def decayed(estimate, rate, dt):
+    """An exponential rate estimate after ``dt`` seconds at a steady ``rate`` (scalars or
+    arrays alike: the scalar and the batched paths round the same way)."""
+    return rate + (estimate - rate) * np.exp(-RATE_DECAY_PER_S * dt)
+
+
 class Due:
     """A download's completion, queued in SimPy's heap as a bare event: SimPy's ``step`` only
     reads ``callbacks`` and ``_ok``, and a ``Timeout`` costs 4x more to make, which matters
@@ -287,18 +293,14 @@ class Network:
     def _fold_estimate(self, cell, now: float) -> None:
         """Bring a connection's rate estimate up to ``now`` at its current rate (call before
         the rate changes)."""
-        old = self.rate_in_f[cell]
-        decay = np.exp(-RATE_DECAY_PER_S * (now - self.est_t_f[cell]))  # as _rerate_batch
-        self.est_f[cell] = old + (self.est_f[cell] - old) * decay
+        self.est_f[cell] = decayed(self.est_f[cell], self.rate_in_f[cell], now - self.est_t_f[cell])
         self.est_t_f[cell] = now
 
     def rate_estimate(self, cell) -> float:
         """The downloader's estimate of a connection's download rate now (libtorrent's
         ``download_payload_rate``), in bytes per second."""
-        now = self.env._now
-        old = self.rate_in_f[cell]
-        decay = np.exp(-RATE_DECAY_PER_S * (now - self.est_t_f[cell]))
-        return float(old + (self.est_f[cell] - old) * decay)
+        dt = self.env._now - self.est_t_f[cell]
+        return float(decayed(self.est_f[cell], self.rate_in_f[cell], dt))
 
     def uploaded_integral(self) -> float:
         """Bytes uploaded by everyone so far, in-flight bytes included."""
@@ -411,9 +413,8 @@ class Network:
         self.rate_sum = rate_sum
         i_in, i_out, r = _columns(rated)
         if self.estimate_rates:
-            old = self.rate_in_f[i_in]
-            decay = np.exp(-RATE_DECAY_PER_S * (now - self.est_t_f[i_in]))
-            self.est_f[i_in] = old + (self.est_f[i_in] - old) * decay
+            dt = now - self.est_t_f[i_in]
+            self.est_f[i_in] = decayed(self.est_f[i_in], self.rate_in_f[i_in], dt)
             self.est_t_f[i_in] = now
         self.rate_in_f[i_in] = r
         self.rate_out_f[i_out] = r
