@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from swarmsim.build import build_plugins
 from swarmsim.errors import ResultError, ScenarioError, SwarmsimError
 from swarmsim.policies import REGISTRIES
 from swarmsim.scenario import json_schema, load_scenario
@@ -37,6 +38,7 @@ def _fail(exc: Exception, code: int = 2) -> typer.Exit:
 def _load(path: Path, overrides: list[str] | None, seed: int | None = None):
     try:
         scenario = load_scenario(path, overrides=overrides)
+        build_plugins(scenario, str(path))  # every plug-in constructs and has its hooks
     except ScenarioError as exc:
         raise _fail(exc) from None
     return scenario.with_seed(seed) if seed is not None else scenario

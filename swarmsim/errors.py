@@ -26,6 +26,16 @@ class RegistryError(SwarmsimError, LookupError):
     """A plug-in name that no registry knows, or a ``module:Class`` that cannot be imported."""
 
 
+class PluginError(SwarmsimError):
+    """A plug-in failed during a run: it raised, or answered something its family does not
+    allow. Names the plug-in and the simulated time."""
+
+    def __init__(self, message: str, t_s: float | None = None):
+        self.t_s = t_s
+        at = "" if t_s is None else f" at simulated time {t_s:.3f} s"
+        super().__init__(f"{message}{at}")
+
+
 class InvariantError(SwarmsimError, AssertionError):
     """A conservation law or protocol invariant of the engine was broken: a bug, never user error."""
 

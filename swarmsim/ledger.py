@@ -13,12 +13,23 @@ from array import array
 import numpy as np
 import pandas as pd
 
+from swarmsim.api.plugins import CORE_REASONS
+
 MINT = -1
-REASONS = ("initial", "piece", "bid", "seeding_reward", "bonus", "swap_cheque", "self_dealing")
 
 
 class Ledger:
-    def __init__(self, n_peers: int, credit_limit: np.ndarray | float = 0.0):
+    """Every account's balance and every payment, each with a reason: the core ones
+    (``CORE_REASONS``) plus those the incentive policy declares (``Incentive.reasons``)."""
+
+    def __init__(
+        self,
+        n_peers: int,
+        credit_limit: np.ndarray | float = 0.0,
+        reasons: tuple[str, ...] = (),
+    ):
+        self.reasons = tuple(dict.fromkeys((*CORE_REASONS, *reasons)))
+        self._reason_code = {r: k for k, r in enumerate(self.reasons)}
         self.balance = np.zeros(n_peers)
         self.credit_limit = np.broadcast_to(
             np.asarray(credit_limit, dtype=float), (n_peers,)
@@ -112,7 +123,13 @@ class Ledger:
         a.append(payer)
         b.append(payee)
         m.append(amount)
-        r.append(REASONS.index(reason))
+        code = self._reason_code.get(reason)
+        if code is None:
+            raise ValueError(
+                f"payment reason {reason!r} is not declared; declared: "
+                f"{', '.join(self.reasons)} (an incentive lists its own in 'reasons')"
+            )
+        r.append(code)
 
     # --- checks and output ----------------------------------------------------------------
     def supply(self) -> float:
@@ -136,7 +153,7 @@ class Ledger:
         from swarmsim.recorder import typed
 
         ts, a, b, m, r = self._rows
-        reasons = np.array(REASONS, dtype=object)
+        reasons = np.array(self.reasons, dtype=object)
         return typed(
             "payments",
             {

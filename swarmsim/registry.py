@@ -2,27 +2,25 @@
 
 A plug-in is a class with a nested pydantic ``Params`` model; a scenario names it
 (``{name: mainline, unchoke_slots: 4}``) or points at a user's own class
-(``{name: mypkg.mymodule:MyChoker}``). Registries are filled when their modules are
-imported and only read afterwards (STYLE.md: no mutable global state at run time).
+(``{name: mypkg.mymodule:MyChoker}``, importable from the current folder too). Registries
+are filled when their modules are imported and only read afterwards (STYLE.md: no mutable
+global state at run time). ``swarmsim.api`` declares what each kind's class must provide.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from swarmsim.api.plugins import NoParams
 from swarmsim.errors import RegistryError
 
 T = TypeVar("T", bound=type)
-
-
-class NoParams(BaseModel):
-    """Parameters of a plug-in that takes none."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Registry:
@@ -62,11 +60,15 @@ class Registry:
             return self._plugins[name]
         if ":" in name:
             module_name, _, attr = name.partition(":")
+            if os.getcwd() not in sys.path:  # a researcher's module beside their scenarios
+                sys.path.append(os.getcwd())
             try:
                 module = importlib.import_module(module_name)
                 cls = getattr(module, attr)
-            except (ImportError, AttributeError) as exc:
-                raise RegistryError(f"cannot import {self.kind} {name!r}: {exc}") from exc
+            except Exception as exc:  # a user's module may fail to parse or raise anything
+                raise RegistryError(
+                    f"cannot import {self.kind} {name!r}: {type(exc).__name__}: {exc}"
+                ) from None
             if not hasattr(cls, "Params"):
                 raise RegistryError(
                     f"{self.kind} {name!r} has no nested pydantic 'Params' class; "

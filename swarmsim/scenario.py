@@ -136,7 +136,8 @@ class Wire(_Model):
         False,
         description="capacities count TCP/IP headers (40 B per 1,460 B segment) and "
         "BitTorrent message headers (13 B per block), as libtorrent's rate limits do "
-        "(rate_limit_ip_overhead): payload runs at about 97.3 % of a capacity",
+        "(rate_limit_ip_overhead): payload runs at about 97.3 % of a capacity, and each "
+        "direction's cap also carries the ACKs of the other direction's traffic (2.7 %)",
     )
 
 

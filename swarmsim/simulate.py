@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 
 from swarmsim.analysis.metrics import summarize
+from swarmsim.build import blame, build_plugins
 from swarmsim.engine.invariants import check_invariants
 from swarmsim.engine.swarm import Swarm
+from swarmsim.errors import PluginError, SwarmsimError
 from swarmsim.recorder import Recorder, typed
 from swarmsim.results import (
     TABLES,
@@ -58,8 +60,19 @@ def simulate(
     wall0 = time.perf_counter()
     try:
         recorder = Recorder(record_pieces=scenario.record.pieces)
-        swarm = Swarm(scenario, recorder, check=check, progress=progress)
-        swarm.run()
+        plugins = build_plugins(scenario)
+        swarm = None
+        try:
+            swarm = Swarm(scenario, recorder, check=check, progress=progress, plugins=plugins)
+            swarm.run()
+        except SwarmsimError:
+            raise
+        except Exception as exc:
+            culprit = blame(plugins, exc)
+            if culprit is None:
+                raise
+            now = float(swarm.env.now) if swarm is not None else 0.0
+            raise PluginError(f"{culprit} raised {type(exc).__name__}: {exc}", now) from exc
         _settle_all(swarm)
         invariants = check_invariants(swarm, raise_on_failure=check)
         result = Result(

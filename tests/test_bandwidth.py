@@ -31,22 +31,26 @@ class _Net:
     act_out: list[dict] = field(default_factory=list)
     act_in: list[dict] = field(default_factory=list)
     out_weight: list[float] = field(default_factory=list)
+    ack_share: float = 0.0
 
 
-def _reference_max_min(net: _Net, uploaders, downloaders) -> dict[int, float]:
-    """Progressive filling, one level step at a time, over the touched peers' flows within
-    what their other flows leave free."""
-    flows = {id(f): f for u in uploaders for f in net.act_out[u].values()}
-    flows |= {id(f): f for d in downloaders for f in net.act_in[d].values()}
+def _used(net: _Net, side: str, peer: int, rate) -> tuple[float, float]:
+    """(payload, the other direction's payload) through one peer's capacity at ``rate``."""
+    own, other = (net.act_out, net.act_in) if side == "u" else (net.act_in, net.act_out)
+    return sum(rate(g) for g in own[peer].values()), sum(rate(g) for g in other[peer].values())
+
+
+def _reference_fill(net: _Net, flows: dict, ack_rate) -> dict[int, float]:
+    """Progressive filling, one level step at a time, of ``flows`` within what the other
+    flows, and the ACKs of the other direction at ``ack_rate``, leave free."""
     keys = {}
     for f in flows.values():
-        for key, cap, active in (
-            (("u", f.up), net.up_bps[f.up], net.act_out[f.up]),
-            (("d", f.down), net.down_bps[f.down], net.act_in[f.down]),
-        ):
+        for key in (("u", f.up), ("d", f.down)):
             if key not in keys:
-                kept = sum(g.rate for g in active.values() if id(g) not in flows)
-                keys[key] = [cap - kept, []]
+                cap = (net.up_bps if key[0] == "u" else net.down_bps)[key[1]]
+                kept, _ = _used(net, *key, lambda g: 0.0 if id(g) in flows else g.rate)
+                _, other = _used(net, *key, ack_rate)
+                keys[key] = [cap - kept - net.ack_share * other, []]
             keys[key][1].append(f)
     rate = {k: 0.0 for k in flows}
     frozen: set[int] = set()
@@ -70,11 +74,25 @@ def _reference_max_min(net: _Net, uploaders, downloaders) -> dict[int, float]:
     return rate
 
 
+def _reference_max_min(net: _Net, uploaders, downloaders) -> dict[int, float]:
+    """The touched peers' flows (with ACKs: both directions of each touched peer), filled
+    with the ACKs of the current rates and then of the rates that gave."""
+    flows = {id(f): f for u in uploaders for f in net.act_out[u].values()}
+    flows |= {id(f): f for d in downloaders for f in net.act_in[d].values()}
+    if not net.ack_share:
+        return _reference_fill(net, flows, lambda g: 0.0)
+    flows |= {id(f): f for u in uploaders for f in net.act_in[u].values()}
+    flows |= {id(f): f for d in downloaders for f in net.act_out[d].values()}
+    first = _reference_fill(net, flows, lambda g: g.rate)
+    return _reference_fill(net, flows, lambda g: first.get(id(g), g.rate))
+
+
 @st.composite
 def _swarms(draw):
     n = draw(st.integers(2, 7))
     caps = st.floats(1e3, 1e6)
     net = _Net([draw(caps) for _ in range(n)], [draw(caps) for _ in range(n)])
+    net.ack_share = draw(st.sampled_from([0.0, 0.0, 0.0267]))
     net.act_out = [{} for _ in range(n)]
     net.act_in = [{} for _ in range(n)]
     pairs = draw(
@@ -106,14 +124,46 @@ def test_max_min_fills_as_progressive_filling_does(case):
     assert got.keys() == want.keys()
     for k, r in want.items():
         assert got[k] == pytest.approx(r, rel=1e-9, abs=1e-6)
-    # no capacity is overfilled by the new rates plus the kept ones
+    # no capacity is overfilled by the new rates plus the kept ones and the ACKs of the
+    # other direction (the second filling leaves an error of order ack_share^2)
     flows = {id(f): f for m in net.act_out for f in m.values()}
     for peer in range(len(net.up_bps)):
-        for table, cap in ((net.act_out, net.up_bps), (net.act_in, net.down_bps)):
-            used = sum(got.get(id(f), f.rate) for f in table[peer].values())
-            kept = sum(f.rate for f in table[peer].values() if id(f) not in got)
-            assert used <= max(cap[peer], kept) * (1 + 1e-9) + 1e-6
+        for side, cap in (("u", net.up_bps), ("d", net.down_bps)):
+            used, other = _used(net, side, peer, lambda g: got.get(id(g), g.rate))
+            kept, _ = _used(net, side, peer, lambda g: 0.0 if id(g) in got else g.rate)
+            slack = 2 * net.ack_share**2 * (used + other) + 1e-6
+            limit = max(cap[peer], kept + net.ack_share * other)
+            assert used + net.ack_share * other <= limit * (1 + 1e-9) + slack
     assert set(got) <= set(flows)
+
+
+def _pair_net(ack: float) -> _Net:
+    """Peer 0 uploads to peer 1 (upload cap 100) while it downloads from peer 2 at its
+    download cap, 1,000."""
+    net = _Net([100.0, 1e6, 1e6], [1000.0, 1e6, 1e6], ack_share=ack)
+    net.act_out = [{}, {}, {}]
+    net.act_in = [{}, {}, {}]
+    for u, d in ((0, 1), (2, 0)):
+        f = _Flow(u, d, 1.0)
+        net.act_out[u][d] = f
+        net.act_in[d][u] = f
+    net.act_out[2][0].rate = 1000.0
+    net.out_weight = [1.0, 0.0, 1.0]
+    return net
+
+
+@pytest.mark.parametrize("allocator", [MaxMin, SlotShare])
+def test_a_downloading_peers_upload_cap_carries_its_acks(allocator):
+    """Peer 0 downloads 1,000 from peer 2 and uploads to peer 1 with a cap of 100. With ACKs
+    costing 2 % the other way it has 100 - 0.02 x 1,000 = 80 left for payload; its download
+    is not held back by its upload cap, only by its download cap less the ACKs of those 80
+    (max_min re-fills both directions of a touched peer). Without ACKs it uploads all 100."""
+    alloc = allocator(allocator.Params())
+    plain = {(f.up, f.down): r for f, r in alloc.reallocate(_pair_net(0.0), [0], [])}
+    assert plain == pytest.approx({(0, 1): 100.0})
+    rates = {(f.up, f.down): r for f, r in alloc.reallocate(_pair_net(0.02), [0], [])}
+    want = {(0, 1): 80.0, (2, 0): 1000.0 - 0.02 * 80.0} if allocator is MaxMin else {(0, 1): 80.0}
+    assert rates == pytest.approx(want)
 
 
 def test_max_min_hands_a_download_bound_flows_leftover_to_the_others():

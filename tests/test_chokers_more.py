@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from swarmsim.engine.views import ChokeView
+from swarmsim.api.views import ChokeView
 from swarmsim.policies.choking import CHOKERS
 
 

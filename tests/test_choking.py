@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swarmsim.engine.views import ChokeView
+from swarmsim.api.views import ChokeView
 from swarmsim.policies.choking import CHOKERS, Rotation, first_k, smallest_k
 
 

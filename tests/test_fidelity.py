@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from swarmsim.analysis.metrics import seed_copies
+from swarmsim.api.views import PickView
 from swarmsim.engine.allowed_fast import allowed_fast_set
 from swarmsim.engine.swarm import Swarm, payload_share
-from swarmsim.engine.views import PickView
 from swarmsim.policies.pieces import PICKERS, expand_run
 from swarmsim.recorder import Recorder
 from tests.conftest import run

@@ -94,3 +94,24 @@ def test_simulator_against_the_stored_live_grid():
     assert np.abs(errors).max() <= 0.12, errors
     for r in rows:
         assert r["seed_copies_sim"] == pytest.approx(r["seed_copies_live"], rel=0.15), r
+
+
+def test_a_live_run_on_a_busy_host_is_marked_and_left_out(monkeypatch):
+    """Another process using the host's CPU slows the sessions' answers: the run says so and
+    the grid leaves it out. CPU readings are (host busy s, own s): the host spent 10 s over a
+    10 s run of which this process 4 s, so others took 0.6 cores."""
+    from swarmsim.live import checks
+    from swarmsim.results import Result
+
+    readings = iter([(100.0, 1.0), (110.0, 5.0)])
+    monkeypatch.setattr(checks, "_cpu_seconds", lambda: next(readings))
+    host = checks.HostLoad().check(10.0)
+    assert host["other_cores"] == pytest.approx(0.6) and not host["ok"]
+    quiet = iter([(100.0, 1.0), (105.0, 5.0)])
+    monkeypatch.setattr(checks, "_cpu_seconds", lambda: next(quiet))
+    assert checks.HostLoad().check(10.0)["ok"]
+
+    run = Result.read(ROOT / "validation" / "live" / "n10" / "live-0", allow_failed=True)
+    assert vgrid.usable(run)
+    run.manifest["host"] = host
+    assert not vgrid.usable(run)

@@ -243,12 +243,12 @@ def test_bid_auction_leaves_the_optimistic_unchoke_alone_and_winners_hold_their_
     tit-for-tat pick at slot 2. Winners keep their slots until the next round."""
     from types import SimpleNamespace
 
-    from swarmsim.engine.views import ChokeView
+    from swarmsim.api.views import ChokeView
     from swarmsim.ledger import Ledger
     from swarmsim.policies.incentives import INCENTIVES, IncentiveContext
 
     n = 7  # provider 0, neighbours 1..6 in slots 0..5
-    ledger = Ledger(n)
+    ledger = Ledger(n, reasons=("bid",))
     for peer in (1, 2, 5):  # the bidders: neighbours in slots 0, 1 and 4
         ledger.grant(peer, 100.0)
     auctions = []
@@ -269,11 +269,11 @@ def test_bid_auction_leaves_the_optimistic_unchoke_alone_and_winners_hold_their_
     bid.setup(ctx)
     view = ChokeView.build(nbr=np.arange(1, 7), peers=[0], received_bps=[50, 40, 30, 20, 10, 0])
     out = np.array([[True, True, True, True, False, False]])
-    view.optimistic = np.array([[False, False, False, True, False, False]])
-    got = bid.adjust(view, out, np.random.default_rng(0))[0] > 0
+    optimistic = np.array([[False, False, False, True, False, False]])
+    got = bid.adjust(view, out, np.random.default_rng(0), optimistic)[0] > 0
     assert list(np.flatnonzero(got)) == [0, 1, 3, 4]  # paid 0, 1, 4; optimistic 3 kept
-    view.optimistic = None  # a choker that does not say: the best other pick by rate stays
-    got = bid.adjust(view, out, np.random.default_rng(0))[0] > 0
+    # a choker that does not say: the best other pick by rate stays
+    got = bid.adjust(view, out, np.random.default_rng(0), None)[0] > 0
     assert list(np.flatnonzero(got)) == [0, 1, 2, 4]
     assert len(auctions) == 2
     # an event rechoke between rounds (say, someone lost interest): the choker alone would
@@ -281,6 +281,5 @@ def test_bid_auction_leaves_the_optimistic_unchoke_alone_and_winners_hold_their_
     between = ChokeView.build(
         nbr=np.arange(1, 7), peers=[0], received_bps=[50, 40, 30, 20, 10, 0], periodic=False
     )
-    between.optimistic = np.array([[False, False, False, True, False, False]])
-    got = bid.adjust(between, out, np.random.default_rng(0))[0] > 0
+    got = bid.adjust(between, out, np.random.default_rng(0), optimistic)[0] > 0
     assert list(np.flatnonzero(got)) == [0, 1, 3, 4] and len(auctions) == 2

@@ -22,7 +22,7 @@ ops = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(ops, st.lists(st.floats(0, 100), min_size=N, max_size=N))
 def test_any_sequence_of_operations_conserves_tokens(sequence, credit):
-    ledger = Ledger(N, credit_limit=np.array(credit))
+    ledger = Ledger(N, credit_limit=np.array(credit), reasons=("piece",))
     pool = ledger.pool("rewards", 500.0)
     assert pool == -2
     for op, payer, payee, amount in sequence:
@@ -49,7 +49,7 @@ def test_any_sequence_of_operations_conserves_tokens(sequence, credit):
 
 
 def test_credit_limit_holds_and_strict_payments_refuse():
-    ledger = Ledger(2, credit_limit=10.0)
+    ledger = Ledger(2, credit_limit=10.0, reasons=("piece",))
     assert ledger.transfer(0, 0, 1, 25.0, "piece") == 10.0  # partial: all the credit line
     assert ledger.balance[0] == -10.0 and ledger.check() == "ok"
     assert ledger.transfer(0, 0, 1, 1.0, "piece", partial=False) == 0.0

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swarmsim.engine.views import PickView
+from swarmsim.api.views import PickView
 from swarmsim.policies.pieces import PICKERS, _partial_first
 
 P = 10

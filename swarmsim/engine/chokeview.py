@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from swarmsim.engine.views import ChokeView
+from swarmsim.api.views import ChokeView
 
 
 class SwarmChokeView(ChokeView):

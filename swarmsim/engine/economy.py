@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from swarmsim.api import SeedingState
 from swarmsim.ledger import Ledger
-from swarmsim.policies import INCENTIVES
-from swarmsim.policies.behavior import SeedingState
 from swarmsim.policies.incentives import IncentiveContext
 
 
@@ -17,8 +16,10 @@ class Economy:
         sc = swarm.scenario
         n = swarm.n_peers
         self.swarm = swarm
-        self.ledger = Ledger(n, credit_limit=sc.incentive.params.credit_tokens)
-        self.incentive = sc.incentive.build(INCENTIVES)
+        self.incentive = swarm.plugins.incentive
+        self.ledger = Ledger(
+            n, credit_limit=self.incentive.credit_tokens, reasons=self.incentive.reasons
+        )
         self.tokens_start = np.zeros(n)
         self.cost_per_s = np.zeros(n)
         self.group = np.full(n, -1, dtype=np.int64)
@@ -32,11 +33,8 @@ class Economy:
             if pc.collusion_group is not None:
                 self.group[members] = groups.setdefault(pc.collusion_group, len(groups))
                 self.self_dealing_bps[members] = pc.self_dealing_bps
-        self.picky = [
-            k
-            for k, rule in enumerate(swarm.departure)
-            if type(rule).serves is not type(rule).__mro__[-2].serves
-        ]
+        # only rules with their own ``serves`` are asked (at every rechoke, per peer)
+        self.picky = [k for k, rule in enumerate(swarm.departure) if rule.gates_service]
         self.rng = swarm.streams.get("incentive")
         self.incentive.setup(
             IncentiveContext(
@@ -53,10 +51,10 @@ class Economy:
                 self_dealing_bps=self.self_dealing_bps,
             )
         )
-        self.active = type(self.incentive).__name__ != "NoIncentive"
+        self.active = self.incentive.active
 
     def start(self) -> None:
-        interval = getattr(self.incentive, "interval_s", None)
+        interval = self.incentive.interval_s
         if interval:
             self._last = 0.0
             self.swarm._at(interval, self._on_interval, interval)
@@ -76,8 +74,11 @@ class Economy:
         if self.active:
             self.incentive.on_piece(self.swarm.env.now, uploader, downloader, nbytes, duration_s)
 
-    def adjust(self, view, out):
-        return self.incentive.adjust(view, out, self.rng) if self.active else out
+    def adjust(self, view, out, optimistic=None):
+        """The incentive's change to a choker's mask (it leaves ``optimistic`` unchokes)."""
+        if not self.active:
+            return out
+        return self.incentive.adjust(view, out, self.rng, optimistic)
 
     def serving(self, peers: np.ndarray) -> np.ndarray:
         """Which of ``peers`` upload at all (wealth-threshold agents stop when rich)."""

@@ -13,10 +13,10 @@ import math
 
 import numpy as np
 
+from swarmsim.api.views import PickView
 from swarmsim.engine.chokeview import SwarmChokeView
 from swarmsim.engine.network import Download, Flow
-from swarmsim.engine.views import PickView
-from swarmsim.errors import InvariantError
+from swarmsim.errors import PluginError
 
 BIT = np.array([1 << k for k in range(64)], dtype=np.uint64)
 # libtorrent leaves slow start at a second tick once an unchoked connection's rate stops
@@ -159,21 +159,12 @@ class Exchange:
             )
             view = SwarmChokeView(self, peers[rows], periodic)
             choker = self.choker_objs[k]
-            out = np.asarray(choker.rechoke(view, self.rng_choke))
-            view.optimistic = getattr(choker, "optimistic", None)  # an auction leaves these
-            out = np.asarray(self.economy.adjust(view, out))
-            if (
-                out.shape != view.nbr.shape
-                or (out.dtype != bool and (out < 0).any())
-                or ((out > 0) & ~view.interested).any()
-            ):
-                raise InvariantError(
-                    f"choker {type(self.choker_objs[k]).__name__} unchoked slots that are free or "
-                    f"hold uninterested peers (peers {peers[rows].tolist()[:5]}...)"
-                )
+            decision = choker.rechoke(view, self.rng_choke)
+            _check_unchoke(choker, view, decision.mask, now)
+            out = np.asarray(self.economy.adjust(view, decision.mask, decision.optimistic))
+            _check_unchoke(self.economy.incentive, view, out, now)
             weights[rows] = out
-            timers = getattr(choker, "next_round_s", None)
-            due = timers(view.peers) if timers is not None else None
+            due = choker.next_round_s(view.peers)
             if due is not None:  # the choker keeps its own timers
                 for u, t in zip(view.peers.tolist(), due.tolist(), strict=True):
                     self._schedule_periodic(u, t - now if t > now else self.tick_s)
@@ -327,7 +318,10 @@ class Exchange:
         """The downloader commits ``piece`` to this connection (a request queued ahead)."""
         j = f.down
         if not wanted[piece]:
-            raise InvariantError(f"picker reserved piece {piece} that peer {f.up} cannot give {j}")
+            raise PluginError(
+                f"{self.picker} reserved piece {piece} that peer {f.up} cannot give {j}",
+                self.env.now,
+            )
         wanted[piece] = False
         self.busy[j, piece] = True
         self.need[j, piece] = False
@@ -440,7 +434,10 @@ class Exchange:
             self._begin(f, piece, shared=False)
         elif dl is None:
             if not wanted[piece]:
-                raise InvariantError(f"picker chose piece {piece} that peer {u} cannot give {j}")
+                raise PluginError(
+                    f"{self.picker} chose piece {piece} that peer {u} cannot give {j}",
+                    self.env.now,
+                )
             self.busy[j, piece] = True
             self.need[j, piece] = False
             self.free[j] -= 1
@@ -452,8 +449,10 @@ class Exchange:
                 net.release(f)
             net.assign(f, dl)
         else:
-            raise InvariantError(
-                f"picker chose piece {piece}, already in flight for peer {j}, outside endgame"
+            raise PluginError(
+                f"{self.picker} chose piece {piece}, already in flight for peer {j}, "
+                "outside endgame",
+                self.env.now,
             )
 
     def _begin(self, f: Flow, piece: int, shared: bool) -> None:
@@ -561,3 +560,20 @@ class Exchange:
                 self._disconnect(j, s, n)
         self._schedule_departure(j)
         self._maybe_done()
+
+
+def _check_unchoke(plugin, view, out: np.ndarray, now: float) -> None:
+    """A choker's (or incentive's) answer must be a (B, C) mask or non-negative weights
+    within the interested peers."""
+    if out.shape != view.nbr.shape:
+        raise PluginError(
+            f"{plugin} answered a {out.shape} array for a batch of shape {view.nbr.shape} "
+            "(rows: the rechoking peers, columns: their connection slots)",
+            now,
+        )
+    if (out.dtype != bool and (out < 0).any()) or ((out > 0) & ~view.interested).any():
+        raise PluginError(
+            f"{plugin} unchoked slots that are free or hold uninterested peers, or gave a "
+            f"negative weight (peers {view.peers.tolist()[:5]})",
+            now,
+        )

@@ -159,10 +159,12 @@ class Network:
         on_done: Callable[[Download], None],
         on_abandon: Callable[[Download, float], None],
         estimate_rates: bool = False,
+        ack_share: float = 0.0,
     ):
         self.env = env
         self.up_bps = [float(x) for x in up_bps]
         self.down_bps = [float(x) for x in down_bps]
+        self.ack_share = ack_share  # see bandwidth.FlowNet
         self.width = conns.max_conn
         # flat views of the (peer, slot) tables the flows write (cell = flow.i_in / i_out)
         self.recv_f, self.sent_f, self.last_recv_f = map(

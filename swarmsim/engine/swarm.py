@@ -19,23 +19,26 @@ import numpy as np
 import simpy
 from simpy.events import Timeout
 
+from swarmsim.api.views import ChokeView
+from swarmsim.build import Plugins, build_arrivals, build_plugins
 from swarmsim.engine.allowed_fast import AllowedFast, peer_address
 from swarmsim.engine.connections import Connections
 from swarmsim.engine.economy import Economy
 from swarmsim.engine.exchange import Exchange
 from swarmsim.engine.network import Flow, Network
 from swarmsim.engine.tracker import Tracker
-from swarmsim.engine.views import ChokeView
-from swarmsim.policies import ARRIVALS, BANDWIDTH, CHOKERS, DEPARTURES, PICKERS
 from swarmsim.rng import Streams
 
 
-def plan_peers(scenario, streams: Streams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def plan_peers(
+    scenario, streams: Streams, arrivals: list | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every peer's (class index, join time, starts as seed), in join order: by time, seeds
     first, random among equals. The live harness uses it too, so both join alike."""
+    arrivals = build_arrivals(scenario) if arrivals is None else arrivals
     cls, join, seed = [], [], []
     for ci, pc in enumerate(scenario.peers):
-        times = pc.arrival.build(ARRIVALS).join_times(pc.count, streams.get(f"arrivals/{pc.name}"))
+        times = arrivals[ci].join_times(pc.count, streams.get(f"arrivals/{pc.name}"))
         cls.append(np.full(len(times), ci))
         join.append(np.asarray(times, dtype=float))
         seed.append(np.full(len(times), pc.starts_as == "seed"))
@@ -66,6 +69,13 @@ def payload_share(block_bytes: int) -> float:
     )
 
 
+def ack_share(block_bytes: int) -> float:
+    """What each payload byte moving one way costs the other way's cap, in payload bytes:
+    libtorrent charges every segment's 40 B of headers to both directions (one for the
+    segment, one for its ACK), so a downloading peer's upload cap carries its ACKs."""
+    return TCP_IP_HEADER_BYTES / SEGMENT_PAYLOAD_BYTES * payload_share(block_bytes)
+
+
 @contextmanager
 def rare_gc_passes(allocations: int = 100_000):
     """Run the cyclic garbage collector every ``allocations`` net allocations, not 700.
@@ -93,8 +103,10 @@ class Swarm(Exchange):
         *,
         check: bool = False,
         progress: Callable[[float], None] | None = None,
+        plugins: Plugins | None = None,
     ):
         self.scenario = sc = scenario
+        self.plugins = build_plugins(sc) if plugins is None else plugins
         self.recorder = recorder
         self.check = check
         self.progress = progress
@@ -133,12 +145,12 @@ class Swarm(Exchange):
         )
         tr = sc.tracker
         self.conns = Connections(N, tr.max_connections, P, rank, self.rounds_kept)
-        self.picker = sc.picker.build(PICKERS)
+        self.picker = self.plugins.picker
         # the picker keeps a request pipeline: it reads rate estimates and reserves ahead
-        self.pipelined = bool(getattr(self.picker, "uses_rate_estimates", False))
+        self.pipelined = self.picker.uses_rate_estimates
         # an idle connection asks again as soon as its uploader announces a useful piece,
         # or (libtorrent) only when something changes on the downloader's side
-        self.request_on_have = bool(getattr(self.picker, "request_on_have", True))
+        self.request_on_have = self.picker.request_on_have
         self.reserved: list[dict[int, Flow]] = [{} for _ in range(N)]  # piece -> its flow
         for choker in self.choker_objs:
             choker.setup(N, tr.max_connections)
@@ -146,7 +158,7 @@ class Swarm(Exchange):
         self._periodic: dict = {}
         self._periodic_key: list = [None] * N  # the batch each peer's next periodic call is in
         # BEP 6: every peer's allowed-fast sequence, from its address and the info-hash
-        self.fast_k = [int(getattr(c, "allowed_fast_set_size", 0)) for c in self.chokers]
+        self.fast_k = [c.allowed_fast_set_size for c in self.chokers]
         self.allowed_fast = AllowedFast(
             [peer_address(k) for k in range(N)],
             # the live torrent's info-hash follows from its payload, made from the seed
@@ -166,11 +178,12 @@ class Swarm(Exchange):
             self.up_bps,
             self.down_bps,
             self.conns,
-            sc.bandwidth.build(BANDWIDTH),
+            self.plugins.bandwidth,
             t.block_bytes,
             self._on_download_done,
             self._on_abandon,
             estimate_rates=self.pipelined,
+            ack_share=ack_share(t.block_bytes) if sc.wire.header_overhead else 0.0,
         )
         self.net.on_close = self._record_unchoke
         self.economy = Economy(self)
@@ -191,7 +204,9 @@ class Swarm(Exchange):
     # --- set-up --------------------------------------------------------------------------
     def _setup_peers(self) -> None:
         sc = self.scenario
-        self.peer_class, self.join_s, self.starts_seed = plan_peers(sc, self.streams)
+        self.peer_class, self.join_s, self.starts_seed = plan_peers(
+            sc, self.streams, self.plugins.arrivals
+        )
         self.n_peers = len(self.join_s)
         classes = sc.peers
         self.class_names = [c.name for c in classes]
@@ -205,32 +220,21 @@ class Swarm(Exchange):
             self.up_bps = self.up_bps * share
             self.down_bps = self.down_bps * share
         # One choker object per distinct spec, shared by the peers (and classes) that use it.
-        shared = sc.choker.build(CHOKERS)
-        self.choker_objs = [shared]
+        self.choker_objs = [self.plugins.choker]
         per_class = []
-        for c in classes:
-            if c.choker is None:
+        for own in self.plugins.class_chokers:
+            if own is None:
                 per_class.append(0)
             else:
-                self.choker_objs.append(c.choker.build(CHOKERS))
+                self.choker_objs.append(own)
                 per_class.append(len(self.choker_objs) - 1)
         self.choker_of = np.array(per_class, dtype=np.int64)[self.peer_class]
         self.chokers = [self.choker_objs[k] for k in self.choker_of]
-        # optional parts of the Choker protocol, looked up once (per-piece hot path)
-        self.on_interest = [bool(getattr(c, "rechoke_on_interest", False)) for c in self.chokers]
-        self.after_piece = [callable(getattr(c, "rechoke_after_piece", None)) for c in self.chokers]
-        self.events_at_tick = [bool(getattr(c, "events_at_tick", False)) for c in self.chokers]
-        rules = [
-            c.departure.build(DEPARTURES)
-            if c.departure
-            else (
-                DEPARTURES.build("stay")
-                if c.starts_as == "seed"
-                else sc.departure.build(DEPARTURES)
-            )
-            for c in classes
-        ]
-        self.departure = [rules[c] for c in self.peer_class]
+        # per-peer copies of the choker hooks the per-piece hot path reads
+        self.on_interest = [c.rechoke_on_interest for c in self.chokers]
+        self.after_piece = [c.rechoke_after_piece is not None for c in self.chokers]
+        self.events_at_tick = [c.events_at_tick for c in self.chokers]
+        self.departure = [self.plugins.departures[c] for c in self.peer_class]
 
     # --- scheduling ----------------------------------------------------------------------
     def _at(self, delay: float, fn: Callable, arg) -> None:
@@ -282,8 +286,7 @@ class Swarm(Exchange):
         self.snap_t[i] = now
         self.tracker.add(i)
         self._announce(i)
-        start = getattr(self.chokers[i], "start", None)
-        first = start(i, now) if start is not None else None
+        first = self.chokers[i].start(i, now)
         self._schedule_periodic(i, self.chokers[i].interval_s if first is None else first)
         self._at(self.scenario.tracker.reannounce_interval_s, self._on_reannounce, i)
         rule = self.departure[i]

@@ -1,7 +1,11 @@
-"""The live harness checks itself: the rate caps held on loopback, and the host did not slow
-the seed. A run that fails is marked ``invalid`` and left out of comparisons."""
+"""The live harness checks itself: the rate caps held on loopback, the host did not slow
+the seed, and nothing else on the host competed for its CPU. A run that fails is marked
+``invalid`` and left out of comparisons."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -82,3 +86,44 @@ def _busy_windows(samples: list[tuple[float, float]], until: float) -> np.ndarra
     if first is None:
         return np.empty(0)
     return measured_rates([x for x in samples if first + BUCKET_S <= x[0] <= until])
+
+
+# Other processes may use this much CPU (in cores, averaged over the run) before a live run is
+# marked invalid: the sessions' network and disk threads share the host's cores, and a
+# competing process delays how fast they answer requests and announce pieces.
+HOST_BUSY_LIMIT = 0.25
+
+
+def _cpu_seconds() -> tuple[float, float] | None:
+    """(busy CPU seconds of the whole host, CPU seconds of this process) now; None where the
+    host does not publish its CPU time (no /proc/stat)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    busy = sum(ticks) - ticks[3] - ticks[4]
+    own = os.times()
+    return busy / os.sysconf("SC_CLK_TCK"), own.user + own.system
+
+
+class HostLoad:
+    """The CPU the rest of the host used while a live run went on (``check`` after the run)."""
+
+    def __init__(self):
+        self.start = _cpu_seconds()
+
+    def check(self, wall_s: float) -> dict:
+        end = _cpu_seconds()
+        if self.start is None or end is None or wall_s <= 0:
+            return {"measured": False, "ok": True}
+        host = end[0] - self.start[0]
+        own = end[1] - self.start[1]
+        other = max(host - own, 0.0) / wall_s
+        return {
+            "measured": True,
+            "other_cores": other,
+            "own_cores": own / wall_s,
+            "limit_cores": HOST_BUSY_LIMIT,
+            "ok": bool(other <= HOST_BUSY_LIMIT),
+        }

@@ -104,10 +104,12 @@ def next_run_index(folder: Path) -> int:
 
 
 def usable(run: Result) -> bool:
-    """A live run counts when its caps held (``excess``); a seed that was not busy enough is
-    reported, not fatal, since a seed can be short of demand."""
+    """A live run counts when its caps held (``excess``) and nothing else competed for the
+    host's CPU; a seed that was not busy enough is reported, not fatal, since a seed can be
+    short of demand."""
     peers = run.manifest.get("rates", {}).get("peers", {})
-    return all(p["excess"] <= 1.05 for p in peers.values())
+    idle = run.manifest.get("host", {}).get("ok", True)
+    return idle and all(p["excess"] <= 1.05 for p in peers.values())
 
 
 def _runs_stats(results: list[Result], file_bytes: int) -> dict:
@@ -235,7 +237,7 @@ def run_grid(path: Path, sim_runs: int, live_runs: int = 0, on_case=None, warn=p
             if usable(r):
                 lives.append(r)
             else:
-                warn(f"{name}: live run {k} broke its rate caps and is left out")
+                warn(f"{name}: live run {k} is left out: {r.manifest.get('error')}")
             k, attempts = k + 1, attempts + 1
         if not lives:
             warn(f"{name}: no live run to compare with (use --live-runs)")

@@ -20,7 +20,7 @@ import numpy as np
 
 from swarmsim.engine.allowed_fast import peer_address
 from swarmsim.engine.swarm import plan_peers
-from swarmsim.live.checks import rate_check
+from swarmsim.live.checks import HostLoad, rate_check
 from swarmsim.live.settings import (
     TRACE_ALERTS,
     changed_settings,
@@ -245,6 +245,7 @@ def _run(lt, sc: Scenario, tmp: Path, peers: list, manifest: dict, progress, tra
     for k in np.flatnonzero(starts_seed & (join <= 0.0)).tolist():
         begin(k, 0.0)  # the swarm starts with its seeds online, their files checked
     start = time.perf_counter()
+    host = HostLoad()
     next_sample = 0.0
     last_total = (0.0, 0.0)
     max_time = sc.stop.max_time_s
@@ -314,6 +315,7 @@ def _run(lt, sc: Scenario, tmp: Path, peers: list, manifest: dict, progress, tra
     for p in peers:
         if p.online:
             p.snapshot_links(by_address)
+    manifest["host"] = host.check(end)
     return _tables(
         sc, peers, cls, join, starts_seed, complete, left, piece_rows, samples, rates, end, manifest
     )
@@ -392,20 +394,30 @@ def _tables(
     )
     first_done = float(np.nanmin(complete)) if np.isfinite(complete).any() else np.inf
     check = rate_check(sc, cls, starts_seed, rates, first_done)
+    host = manifest.get("host", {"ok": True})
     from swarmsim.analysis.metrics import summarize
 
+    errors = []
+    if not check["valid"]:
+        errors.append("measured upload rates differ from the limits by more than 5 % (see rates)")
+    if not host["ok"]:
+        errors.append(
+            f"other processes used {host['other_cores']:.2f} cores of the host during the run "
+            f"(allowed: {host['limit_cores']}; see host)"
+        )
     manifest.update(
-        status="ok" if check["valid"] else "invalid",
-        error=None
-        if check["valid"]
-        else "measured upload rates differ from the limits by more than 5 % (see rates)",
+        status="invalid" if errors else "ok",
+        error="; ".join(errors) or None,
         wall_time_s=end,
         sim_time_s=end,
         events=len(piece_rows),
         stop_reason="all_done",
         rates=check,
         libtorrent_settings={str(p.pid): p.settings for p in peers},
-        invariants={"rates_within_limits": "ok" if check["valid"] else "failed"},
+        invariants={
+            "rates_within_limits": "ok" if check["valid"] else "failed",
+            "host_otherwise_idle": "ok" if host["ok"] else "failed",
+        },
     )
     result = Result(
         peers=peers_table, timeseries=ts, pieces=pieces, transfers=transfers, manifest=manifest

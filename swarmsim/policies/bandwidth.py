@@ -8,41 +8,24 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
-from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from swarmsim.api import Bandwidth, FlowNet
 from swarmsim.registry import Registry
 
 BANDWIDTH = Registry("bandwidth", "how capacity is shared among active transfers")
 
 
-class FlowNet(Protocol):
-    """What an allocator sees: capacities and the active transfers out of / into each peer
-    (``act_out[u]`` / ``act_in[d]``: dicts from the other peer to the flow) and the sum of
-    the weights of each peer's active uploads (``out_weight``)."""
-
-    up_bps: list[float]
-    down_bps: list[float]
-    act_out: list[dict]
-    act_in: list[dict]
-    out_weight: list[float]
-
-
-class Bandwidth(Protocol):
-    def reallocate(self, net: FlowNet, uploaders: dict, downloaders: dict):
-        """``(flow, rate_bps)`` for every flow whose rate the change may have moved; the peers
-        come as dicts (ordered sets) so that membership tests are cheap."""
-        ...
-
-
 @BANDWIDTH.register("slot_share")
-class SlotShare:
+class SlotShare(Bandwidth):
     """Each transfer gets min(the uploader's capacity split among its active uploads, the
     downloader's capacity split evenly among its active downloads) (DESIGN.md "Bandwidth").
     The uploader's split is even unless its choker weights the flows (propshare, bittyrant).
     Local, so an event touches a few flows only; not work-conserving: capacity that a
-    download-bound transfer leaves unused is not handed on (see ``max_min``)."""
+    download-bound transfer leaves unused is not handed on (see ``max_min``). With
+    ``ack_share``, each side's capacity is first reduced by the ACKs of the other direction's
+    current rates (re-read when that side's own flows are re-rated)."""
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
@@ -53,8 +36,11 @@ class SlotShare:
     def reallocate(self, net: FlowNet, uploaders, downloaders) -> list:
         # The hot loop of every event: dict lookups on the flow tables, each uploader's
         # capacity per unit of weight computed once.
-        up_bps, down_bps = net.up_bps, net.down_bps
         act_out, act_in, out_weight = net.act_out, net.act_in, net.out_weight
+        up_bps, down_bps = net.up_bps, net.down_bps
+        if net.ack_share:
+            up_bps = _LessAcks(up_bps, act_in, net.ack_share)
+            down_bps = _LessAcks(down_bps, act_out, net.ack_share)
         per_weight: dict[int, float] = {}
         out = []
         for u in uploaders:
@@ -83,8 +69,21 @@ class SlotShare:
         return out
 
 
+class _LessAcks(dict):
+    """Capacities less the ACKs of the other direction, computed for the peers asked for."""
+
+    def __init__(self, caps, other_flows, ack):
+        super().__init__()
+        self.caps, self.other_flows, self.ack = caps, other_flows, ack
+
+    def __missing__(self, peer):
+        used = self.ack * sum(f.rate for f in self.other_flows[peer].values())
+        value = self[peer] = max(self.caps[peer] - used, 0.0)
+        return value
+
+
 @BANDWIDTH.register("max_min")
-class MaxMin:
+class MaxMin(Bandwidth):
     """Weighted max-min fair rates by progressive filling over uploader and downloader
     capacities: every flow's rate rises with its weight until its uploader or downloader is
     full, then freezes, and the others go on rising. Work-conserving where ``slot_share`` is
@@ -93,7 +92,10 @@ class MaxMin:
     Done locally: after an event, the flows of the peers it touched are re-filled within the
     capacity the rest of their flows leave free (those keep their rates). A global recompute
     would cascade through the whole swarm at every event; the local one still conserves work
-    at every peer an event reaches.
+    at every peer an event reaches. With ``ack_share`` the ACKs of what a peer downloads come
+    off its upload capacity first (and those of what it uploads off its download capacity),
+    so a busy downloader has less upload left; an event then re-fills the touched peers'
+    flows in both directions.
 
     The filling is event-driven (water-filling): unfrozen flows all sit at ``weight x level``,
     so each capacity has a level at which it fills, ``free / unfrozen weight``; a heap gives
@@ -112,16 +114,35 @@ class MaxMin:
         self.params = params
 
     def reallocate(self, net: FlowNet, uploaders: Iterable[int], downloaders: Iterable[int]):
+        ack = net.ack_share
         chosen: dict[int, object] = {}
         for u in uploaders:
             for f in net.act_out[u].values():
                 chosen[id(f)] = f
+            if ack:  # u's download cap carries the ACKs of what it sends
+                for f in net.act_in[u].values():
+                    chosen[id(f)] = f
         for d in downloaders:
             for f in net.act_in[d].values():
                 chosen[id(f)] = f
+            if ack:  # d's upload cap carries the ACKs of what it receives
+                for f in net.act_out[d].values():
+                    chosen[id(f)] = f
         if not chosen:
             return []
         flows = list(chosen.values())
+        if not ack:
+            return self._fill(net, flows, chosen, None)
+        # ACKs are sent whatever the cap says (libtorrent drains them from the bucket after
+        # the fact), so they come off a capacity first and payload fills the rest: filled
+        # once with the ACKs of the current rates, then again with the ACKs of the new ones
+        # (what is left is of order ack_share^2 of a rate)
+        first = {id(f): r for f, r in self._fill(net, flows, chosen, lambda g: g.rate)}
+        return self._fill(net, flows, chosen, lambda g: first.get(id(g), g.rate))
+
+    def _fill(self, net: FlowNet, flows: list, chosen: dict, ack_rate) -> list:
+        """Progressive filling of ``flows`` within what the other flows leave free and, with
+        ``ack_rate``, what the ACKs of the other direction (at those rates) leave."""
         # capacities, numbered: what the flows that keep their rates leave free, the weight
         # of the still rising flows, and those flows
         free: list[float] = []
@@ -130,16 +151,22 @@ class MaxMin:
         members: list[list[int]] = []
         ends: list[tuple[int, int]] = []  # each flow's (uploader, downloader) capacity
         number: tuple[dict[int, int], dict[int, int]] = ({}, {})
+        ack = net.ack_share
         for i, f in enumerate(flows):
             pair = []
-            for side, peer, cap, active in (
-                (0, f.up, net.up_bps[f.up], net.act_out[f.up]),
-                (1, f.down, net.down_bps[f.down], net.act_in[f.down]),
-            ):
+            for side, peer in ((0, f.up), (1, f.down)):
                 r = number[side].get(peer)
                 if r is None:
                     r = number[side][peer] = len(free)
-                    free.append(cap - sum(g.rate for g in active.values() if id(g) not in chosen))
+                    own, other, cap = (
+                        (net.act_out, net.act_in, net.up_bps)
+                        if side == 0
+                        else (net.act_in, net.act_out, net.down_bps)
+                    )
+                    used = sum(g.rate for g in own[peer].values() if id(g) not in chosen)
+                    if ack_rate is not None:
+                        used += ack * sum(ack_rate(g) for g in other[peer].values())
+                    free.append(cap[peer] - used)
                     weight.append(0.0)
                     rising.append(0)
                     members.append([])

@@ -9,7 +9,6 @@ Qiu & Srikant's fluid model (a leecher gives up after an exponential time of rat
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +16,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from swarmsim.api import Arrival, Departure, SeedingState
 from swarmsim.registry import Registry
 
 ARRIVALS = Registry("arrival", "when the peers of a class join")
@@ -28,7 +28,7 @@ class _Params(BaseModel):
 
 
 @ARRIVALS.register("flash_crowd")
-class FlashCrowd:
+class FlashCrowd(Arrival):
     """Everyone at once at ``start_s`` (or uniformly spread over ``window_s``)."""
 
     class Params(_Params):
@@ -46,7 +46,7 @@ class FlashCrowd:
 
 
 @ARRIVALS.register("poisson")
-class Poisson:
+class Poisson(Arrival):
     """A Poisson process of rate ``rate_per_s`` until the class's ``count`` peers have joined."""
 
     class Params(_Params):
@@ -61,7 +61,7 @@ class Poisson:
 
 
 @ARRIVALS.register("decaying")
-class Decaying:
+class Decaying(Arrival):
     """Poisson arrivals of rate lambda0 * exp(-t / tau) (Guo et al. IMC 2005).
 
     Exact: the unit-rate points E_k map through the inverse of the integrated rate
@@ -86,7 +86,7 @@ class Decaying:
 
 
 @ARRIVALS.register("trace")
-class Trace:
+class Trace(Arrival):
     """Join times read from a CSV file's column (path relative to the scenario file)."""
 
     class Params(_Params):
@@ -123,43 +123,18 @@ class Trace:
         return times[:count]
 
 
-@dataclass
-class SeedingState:
-    """What a departure rule sees of a peer, polled at every periodic rechoke."""
-
-    peer: int
-    now_s: float
-    seeded_s: float  # since completion (or since joining, for peers that start as seeds)
-    uploaded_bytes: float
-    downloaded_bytes: float
-    wealth: float  # token balance
-    earned: float  # tokens received so far
-    cost_per_s: float  # the peer's cost of staying online, tokens per second
-
-
 class DepartureParams(_Params):
     abort_rate_per_s: float = Field(
         0.0, ge=0, description="leechers give up at this rate (theta, Qiu & Srikant)"
     )
 
 
-class _Departure:
+class _Departure(Departure):
+    """The built-in rules' frame: a leecher's abort rate is a parameter of every rule."""
+
     def __init__(self, params: DepartureParams):
-        self.params = params
-
-    @property
-    def abort_rate_per_s(self) -> float:
-        return self.params.abort_rate_per_s
-
-    def seeding_time_s(self, rng: np.random.Generator) -> float:
-        return math.inf
-
-    def done_seeding(self, state: SeedingState) -> bool:
-        return False
-
-    def serves(self, wealth: float) -> bool:
-        """Whether the peer uploads at all at this wealth (scrip agents stop when rich)."""
-        return True
+        super().__init__(params)
+        self.abort_rate_per_s = params.abort_rate_per_s
 
 
 @DEPARTURES.register("leave")

@@ -13,72 +13,13 @@ past (they then start at once when they become interested).
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from swarmsim.engine.views import ChokeView
+from swarmsim.api import Choker, ChokeView
 from swarmsim.registry import Registry
 
 CHOKERS = Registry("choker", "who gets unchoked (upload slots)")
-
-
-class Choker(Protocol):
-    interval_s: float
-    #: rechoke at once when a neighbour may have become interested and ``has_free_slot``
-    #: (libtorrent's preemptive unchoke)
-    rechoke_on_interest: bool
-    #: optional ``rechoke_after_piece(sent_bytes, received_bytes) -> bool``: after each piece a
-    #: leecher sends over a connection, whether it must rechoke at once (block-level
-    #: reciprocity); a choker without it is asked only at its rounds and events.
-    #: ``choke_after_piece``: when that answer is yes, choke that connection at once.
-    #: ``after_piece_at_tick``: rechoke at the next 1 s tick (one batch with every peer due
-    #: then, libtorrent's choker granularity) instead of at once.
-    #: ``optimistic``: after ``rechoke``, a (B, C) mask of its unchokes that are optimistic
-    #: (None if the choker does not say); incentives that sell slots leave those alone
-
-    def setup(self, n_peers: int, max_connections: int) -> None: ...
-
-    def has_free_slot(self, peer: int, n_unchoked: int) -> bool: ...
-
-    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
-        """(B, C) boolean mask, or non-negative weights (> 0 = unchoked, value = share)."""
-        ...
-
-
-class BaseChoker:
-    """Defaults for the optional parts of the protocol."""
-
-    rechoke_on_interest = False
-    rechoke_after_piece = None
-    choke_after_piece = False
-    after_piece_at_tick = False
-    optimistic = None
-    #: rechoke at the next tick, not at once, after an unchoked peer is lost (libtorrent)
-    events_at_tick = False
-    #: BEP 6: pieces a peer we choke may still fetch from us (its allowed-fast set)
-    allowed_fast_set_size = 0
-
-    def __init__(self, params):
-        self.params = params
-        self.interval_s = params.interval_s
-
-    def setup(self, n_peers: int, max_connections: int) -> None:
-        pass
-
-    def has_free_slot(self, peer: int, n_unchoked: int) -> bool:
-        return False
-
-    def start(self, peer: int, now_s: float) -> float | None:
-        """A peer joined: seconds until its first periodic rechoke (None: ``interval_s``)."""
-        return None
-
-    def next_round_s(self, peers: np.ndarray) -> np.ndarray | None:
-        """For chokers that keep their own timers: when each of these peers (just rechoked)
-        wants its next periodic call, in absolute simulated seconds (None: every
-        ``interval_s``)."""
-        return None
 
 
 class ChokerParams(BaseModel):
@@ -221,7 +162,7 @@ class Rotation:
 
 
 @CHOKERS.register("mainline")
-class Mainline(BaseChoker):
+class Mainline(Choker):
     """BitTorrent mainline's choker, 4.x (``BitTorrent/Choker.py``, BEP 3, Legout et al. 2006).
 
     Leecher state: of the interested, not snubbed neighbours, the ``unchoke_slots - 1`` that sent

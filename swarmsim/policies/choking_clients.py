@@ -12,8 +12,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from swarmsim.engine.views import ChokeView
-from swarmsim.policies.choking import CHOKERS, BaseChoker, ChokerParams, first_k
+from swarmsim.api.views import ChokeView
+from swarmsim.policies.choking import CHOKERS, Choker, ChokerParams, first_k
 
 
 class SlotState:
@@ -60,7 +60,7 @@ def _catch_up(timers: np.ndarray, peers: np.ndarray, interval: float, now: float
 
 
 @CHOKERS.register("libtorrent")
-class Libtorrent(BaseChoker):
+class Libtorrent(Choker):
     """libtorrent's choker (``session_impl::recalculate_unchoke_slots``,
     ``recalculate_optimistic_unchoke_slots``, ``choker.cpp``), so a scenario can mirror a live
     libtorrent peer one to one.
@@ -273,7 +273,7 @@ class Libtorrent(BaseChoker):
 
 
 @CHOKERS.register("transmission")
-class Transmission(BaseChoker):
+class Transmission(Choker):
     """Transmission's ``rechokeUploads`` (peer-mgr): every 10 s the ``unchoke_slots``
     interested peers with the best rate (download from them while leeching, upload to them
     when seeding; a ``rate_window_s`` window, 2 s in Transmission) are unchoked, previously

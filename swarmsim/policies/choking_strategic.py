@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from swarmsim.engine.views import ChokeView
+from swarmsim.api.views import ChokeView
 from swarmsim.policies.choking import (
     CHOKERS,
-    BaseChoker,
+    Choker,
     ChokerParams,
     Mainline,
     smallest_k,
@@ -21,7 +21,7 @@ from swarmsim.policies.choking_clients import SlotState
 
 
 @CHOKERS.register("random")
-class RandomChoker(BaseChoker):
+class RandomChoker(Choker):
     """``unchoke_slots`` interested peers drawn at random every round: no reciprocity at all,
     the control against which incentive effects are measured."""
 
@@ -35,7 +35,7 @@ class RandomChoker(BaseChoker):
         return smallest_k((salt,), view.interested, self.params.unchoke_slots)
 
 
-class SeedsLikeMainline(BaseChoker):
+class SeedsLikeMainline(Choker):
     """For reciprocity chokers: a seed has nothing to reciprocate and serves as mainline does."""
 
     def setup(self, n_peers: int, max_connections: int) -> None:
@@ -200,7 +200,7 @@ class BlockTFT(Mainline):
 
 
 @CHOKERS.register("fairtorrent")
-class FairTorrent(BaseChoker):
+class FairTorrent(Choker):
     """FairTorrent (Sherman, Nieh, Stein, CoNEXT 2009): deficit_j = bytes sent to j - bytes
     received from j (0 for a new peer); the next upload goes to the interested peer with the
     lowest deficit. No rate measurement, no optimistic unchokes: new peers get served because

@@ -7,12 +7,12 @@ designs; docstrings name the rule each follows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from swarmsim.engine.views import ChokeView
+from swarmsim.api import ChokeView, Incentive
 from swarmsim.ledger import MINT, Ledger
 from swarmsim.policies.choking import smallest_k
 from swarmsim.registry import Registry
@@ -38,52 +38,17 @@ class IncentiveContext:
     self_dealing_bps: np.ndarray  # fake upload claimed per second inside the group
 
 
-class Incentive(Protocol):
-    interval_s: float | None  # how often ``on_interval`` runs (None: never)
-
-    def setup(self, ctx: IncentiveContext) -> None: ...
-
-    def on_piece(
-        self, t: float, uploader: int, downloader: int, nbytes: float, duration_s: float = 0.0
-    ) -> None: ...
-
-    def adjust(self, view: ChokeView, out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """The choker's (B, C) mask or weights, changed by the policy (never widened to
-        uninterested peers)."""
-        ...
-
-    def on_interval(self, t: float, dt: float) -> None: ...
-
-
 class IncentiveParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     credit_tokens: float = Field(0.0, ge=0, description="how far a balance may go below 0")
 
 
-class BaseIncentive:
-    """No-op hooks; policies override the ones they need."""
+class BaseIncentive(Incentive):
+    """The built-in policies' frame: their shared parameters (``credit_tokens``) and the
+    fake uploads of colluding identities."""
 
-    interval_s: float | None = None
     Params = IncentiveParams
-
-    def __init__(self, params):
-        self.params = params
-
-    def setup(self, ctx: IncentiveContext) -> None:
-        self.ctx = ctx
-        self.ledger = ctx.ledger
-
-    def on_piece(
-        self, t: float, uploader: int, downloader: int, nbytes: float, duration_s: float = 0.0
-    ) -> None:
-        pass
-
-    def adjust(self, view: ChokeView, out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return out
-
-    def on_interval(self, t: float, dt: float) -> None:
-        pass
 
     def claimed_uploads(self, dt: float) -> np.ndarray:
         """Fake uploads colluding identities claim to each other over ``dt`` (bytes)."""
@@ -94,6 +59,8 @@ class BaseIncentive:
 @INCENTIVES.register("none")
 class NoIncentive(BaseIncentive):
     """Plain BitTorrent: no tokens move."""
+
+    active = False
 
 
 def uniform_price_auction(bids: np.ndarray, eligible: np.ndarray, k: int, tie: np.ndarray):
@@ -125,6 +92,8 @@ class Bid(BaseIncentive):
     runs dry pays what it has and then bids 0. With no tokens anywhere nobody bids, and the
     run is exactly the ``none`` run."""
 
+    reasons = ("bid",)
+
     class Params(IncentiveParams):
         spending_rate: float = Field(1.0, gt=0)
         rebid_change: float = Field(
@@ -151,7 +120,13 @@ class Bid(BaseIncentive):
         moved = np.abs(want - old) > self.params.rebid_change * np.maximum(old, 1e-300)
         self.bid[peers] = np.where(moved | (want == 0), want, old)
 
-    def adjust(self, view: ChokeView, out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def adjust(
+        self,
+        view: ChokeView,
+        out: np.ndarray,
+        rng: np.random.Generator,
+        optimistic: np.ndarray | None = None,
+    ) -> np.ndarray:
         if view.periodic:
             rows, won = self._auction(view)
         else:  # between rounds the winners keep the slots they paid for
@@ -163,7 +138,6 @@ class Bid(BaseIncentive):
         # auctioned, BitTorrent Token white paper), then its best others by rate
         free = np.maximum(proposed.sum(axis=1) - won.sum(axis=1), 1)
         key = np.where(proposed & ~won, -view.received_rate_bps(1)[rows], np.inf)
-        optimistic = getattr(view, "optimistic", None)
         if optimistic is not None:
             key = np.where(optimistic[rows] & proposed & ~won, -np.inf, key)
         keep = smallest_k((key,), proposed & ~won, free)
@@ -225,6 +199,8 @@ class PayPerPiece(BaseIncentive):
     cannot pay pays what it has; with ``refuse_broke`` uploaders serve only peers who can pay
     a piece."""
 
+    reasons = ("piece",)
+
     class Params(IncentiveParams):
         price_per_piece: float = Field(1.0, ge=0)
         refuse_broke: bool = False
@@ -235,7 +211,13 @@ class PayPerPiece(BaseIncentive):
         price = self.params.price_per_piece * nbytes / self.ctx.piece_bytes
         self.ledger.transfer(t, downloader, uploader, price, "piece")
 
-    def adjust(self, view: ChokeView, out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def adjust(
+        self,
+        view: ChokeView,
+        out: np.ndarray,
+        rng: np.random.Generator,
+        optimistic: np.ndarray | None = None,
+    ) -> np.ndarray:
         if not self.params.refuse_broke:
             return out
         nbr = np.maximum(view.nbr, 0)
@@ -252,6 +234,8 @@ class SeedingReward(BaseIncentive):
     pool of ``pool_tokens`` that can run out. Unverified byte rewards also pay the uploads
     colluding identities merely claim to send each other (a sybil farm); ``verified`` counts
     only bytes a peer outside the uploader's group received."""
+
+    reasons = ("seeding_reward",)
 
     class Params(IncentiveParams):
         basis: Literal["bytes", "seconds"] = "bytes"

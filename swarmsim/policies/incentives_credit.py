@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from swarmsim.engine.views import ChokeView
+from swarmsim.api.views import ChokeView
 from swarmsim.ledger import MINT
 from swarmsim.policies.incentives import (
     INCENTIVES,
@@ -25,6 +25,8 @@ class RatioCredit(BaseIncentive):
     download is under ``min_ratio``. Seeding earns ``bonus_per_hour`` points (tokens, minted),
     each worth ``bytes_per_point`` of upload credit. Colluding accounts report fake uploads to
     each other (``self_dealing_bps``), which the tracker cannot tell from real ones."""
+
+    reasons = ("bonus",)
 
     class Params(IncentiveParams):
         min_ratio: float = Field(0.3, ge=0)
@@ -55,7 +57,13 @@ class RatioCredit(BaseIncentive):
         started = c.downloaded[peers] > p.grace_fraction * c.file_bytes
         return started & (self.ratio(peers) < p.min_ratio)
 
-    def adjust(self, view: ChokeView, out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def adjust(
+        self,
+        view: ChokeView,
+        out: np.ndarray,
+        rng: np.random.Generator,
+        optimistic: np.ndarray | None = None,
+    ) -> np.ndarray:
         nbr = np.maximum(view.nbr, 0)
         refused = view.valid & self.barred(nbr.ravel()).reshape(nbr.shape)
         return np.where(refused, 0, out).astype(out.dtype)
@@ -77,6 +85,8 @@ class Swap(BaseIncentive):
     pays the debt in tokens by cheque (``tokens_per_unit``); a creditor stops serving a debtor
     past ``disconnect_at`` times the threshold. A piece's chunks arrive over its transfer, so
     the allowance earned meanwhile offsets them (debt grows only at the rate it outruns it)."""
+
+    reasons = ("swap_cheque",)
 
     class Params(IncentiveParams):
         proximity: int = Field(16, ge=0, le=31, description="Kademlia proximity of the pair")
@@ -123,7 +133,13 @@ class Swap(BaseIncentive):
             )
             owed[0] -= paid / p.tokens_per_unit
 
-    def adjust(self, view: ChokeView, out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def adjust(
+        self,
+        view: ChokeView,
+        out: np.ndarray,
+        rng: np.random.Generator,
+        optimistic: np.ndarray | None = None,
+    ) -> np.ndarray:
         limit = self.params.disconnect_at * self.params.payment_threshold_units
         result = out
         for b, u in enumerate(view.peers.tolist()):

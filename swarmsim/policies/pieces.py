@@ -8,21 +8,14 @@ has it ("strict priority", BEP 3 / libtorrent's partial-piece preference).
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from swarmsim.engine.views import PickView
+from swarmsim.api import Picker as PickerHooks
+from swarmsim.api import PickView
 from swarmsim.registry import Registry
 
 PICKERS = Registry("picker", "which piece to request next")
-
-
-class PiecePicker(Protocol):
-    """Chooses the next piece to fetch on one connection; ``None`` when nothing fits."""
-
-    def pick(self, view: PickView, rng: np.random.Generator) -> int | None: ...
 
 
 class PickerParams(BaseModel):
@@ -69,20 +62,11 @@ def _argmin_over(wanted: np.ndarray, score: np.ndarray) -> int | None:
     return int(idx[score[idx].argmin()])
 
 
-class Picker:
-    """The shared frame of every picker: partial pieces first (strict priority), then the
-    picker's own ``choose``, then, in endgame, an in-flight piece from one more source."""
+class Picker(PickerHooks):
+    """The shared frame of the built-in pickers: partial pieces first (strict priority), then
+    the picker's own ``choose``, then, in endgame, an in-flight piece from one more source."""
 
     Params = PickerParams
-    #: the picker reads ``view.rate_bps`` and may reserve pieces ahead (a request pipeline)
-    uses_rate_estimates = False
-    #: a connection with nothing to request asks again when its uploader announces a piece
-    #: (HAVE); False: only when the downloader completes a piece that uploader also has,
-    #: or the connection is unchoked again (libtorrent)
-    request_on_have = True
-
-    def __init__(self, params: PickerParams):
-        self.params = params
 
     def pick(self, view: PickView, rng: np.random.Generator) -> int | None:
         piece = _partial_first(view) if view.partial else None
