@@ -83,7 +83,7 @@ def test_every_case_has_its_stored_live_runs():
 
 @pytest.mark.slow
 def test_simulator_against_the_stored_live_grid():
-    """The model against the 45 live libtorrent runs of validation/live (docs/validation.md):
+    """The model against the live libtorrent runs of validation/live (docs/validation.md):
     a regression guard at the level reached, not the grid's own claims (which it does not all
     meet yet): mean |median error| within 6 %, every case within 12 %, seed copies within
     15 %."""
