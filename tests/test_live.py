@@ -70,7 +70,7 @@ def test_scenarios_a_live_run_cannot_honour_are_refused_by_field():
 def test_simulator_median_matches_five_live_runs(name, tolerance, tmp_path):
     """Issue 7's validation claim: the simulator's median completion time within 10 %
     (homogeneous) / 15 % (three upload classes) of the mean over 5 live runs. About 3.5 and
-    5 minutes; README "Live validation" reports the figures and the live spread."""
+    5 minutes; docs/validation.md reports the figures and the live spread."""
     import json
 
     from typer.testing import CliRunner

@@ -321,3 +321,30 @@ def test_plugins_and_their_api_never_import_the_engine(package):
             if m.startswith("swarmsim") and not m.startswith("swarmsim.api")
         }
         assert not outside, (path.name, outside)
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "ok"),
+    [
+        ("incentive", None, True),  # declared float | None: no periodic call
+        ("incentive", 30, True),
+        ("choker", None, False),  # declared float: a choker always has a period
+        ("choker", True, False),  # a bool is not a number of seconds
+        ("choker", 2.5, True),
+    ],
+)
+def test_value_hooks_take_the_types_their_family_declares(kind, value, ok):
+    from swarmsim.api.plugins import FAMILIES, PluginProblem, bind
+
+    class Mine(FAMILIES[kind]):
+        def __init__(self):
+            self.interval_s = value
+
+        def rechoke(self, view, rng):
+            return view.interested
+
+    if ok:
+        assert bind(kind, Mine()).interval_s == value
+    else:
+        with pytest.raises(PluginProblem, match="interval_s must be"):
+            bind(kind, Mine())

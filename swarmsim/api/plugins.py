@@ -12,6 +12,8 @@ imports the engine.
 from __future__ import annotations
 
 import math
+import types
+import typing
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -276,20 +278,18 @@ class PluginProblem(Exception):
     """What is wrong with a plug-in object (turned into a named scenario error)."""
 
 
-_VALUE_TYPES = {
-    "interval_s": (int, float),
-    "rechoke_on_interest": (bool,),
-    "choke_after_piece": (bool,),
-    "after_piece_at_tick": (bool,),
-    "events_at_tick": (bool,),
-    "allowed_fast_set_size": (int,),
-    "uses_rate_estimates": (bool,),
-    "request_on_have": (bool,),
-    "active": (bool,),
-    "reasons": (tuple, list),
-    "abort_rate_per_s": (int, float),
-    "credit_tokens": (int, float),
-}
+def _value_types(kind: str) -> dict[str, tuple[type, ...]]:
+    """The types each value hook of family ``kind`` accepts, read from its annotations
+    (``float`` takes an int too; ``tuple[...]`` a list too)."""
+    out = {}
+    for hook, annotation in typing.get_type_hints(FAMILIES[kind]).items():
+        union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        allowed: list[type] = []
+        for tp in typing.get_args(annotation) if union else (annotation,):
+            base = typing.get_origin(tp) or tp
+            allowed += {float: [int, float], tuple: [tuple, list]}.get(base, [base])
+        out[hook] = tuple(allowed)
+    return out
 
 
 class Bound:
@@ -309,6 +309,7 @@ def bind(kind: str, obj: Any, name: str = "") -> Bound:
     """Resolve every declared hook of ``obj``; raise ``PluginProblem`` naming what is wrong
     (a required hook missing, a hook that is not callable, a value of the wrong type)."""
     family = FAMILIES[kind]
+    value_types = _value_types(kind)
     values: dict[str, Any] = {}
     for hook, default in hooks(kind).items():
         own = _own(obj, hook, family)
@@ -318,20 +319,16 @@ def bind(kind: str, obj: Any, name: str = "") -> Bound:
                 f"(see swarmsim.api.{family.__name__}.{hook})"
             )
         if own is _MISSING:
-            values[hook] = _default(kind, obj, hook, default)
+            values[hook] = _default(obj, hook, default)
             continue
         if callable(default) and not isinstance(default, type):
             if not callable(own):
                 raise PluginProblem(f"{hook} must be a method, got {_short(own)}")
-        elif hook in _VALUE_TYPES:
-            ok = isinstance(own, _VALUE_TYPES[hook]) and not (
-                bool not in _VALUE_TYPES[hook] and isinstance(own, bool)
-            )
-            if own is None and hook == "interval_s" and kind == "incentive":
-                ok = True
-            if not ok:
-                allowed = " or ".join(t.__name__ for t in _VALUE_TYPES[hook])
-                raise PluginProblem(f"{hook} must be {allowed}, got {_short(own)}")
+        elif hook in value_types:
+            allowed = value_types[hook]
+            if not isinstance(own, allowed) or (isinstance(own, bool) and bool not in allowed):
+                names = " or ".join("None" if t is type(None) else t.__name__ for t in allowed)
+                raise PluginProblem(f"{hook} must be {names}, got {_short(own)}")
             if hook == "interval_s" and own is not None and not (own > 0 and math.isfinite(own)):
                 raise PluginProblem(f"interval_s must be a positive number of seconds, got {own}")
         values[hook] = own
@@ -373,7 +370,9 @@ def _own(obj: Any, name: str, family: type) -> Any:
     return _MISSING
 
 
-def _default(kind: str, obj: Any, name: str, default: Any) -> Any:
+def _default(obj: Any, name: str, default: Any) -> Any:
+    """A hook ``obj`` does not define: its own parameter of that name, else the declared
+    default (a method bound to ``obj``)."""
     params = getattr(obj, "params", None)
     if name in ("interval_s", "abort_rate_per_s", "credit_tokens") and hasattr(params, name):
         return getattr(params, name)

@@ -235,8 +235,11 @@ class Libtorrent(Choker):
             )
             candidates = interested[rows] & (~out[rows] | optimistic[rows])
             waited = np.where(candidates, st["last_optimistic"][rows], np.inf)
-            tie = rng.random(waited.shape)  # libtorrent's partial_sort leaves ties unordered
-            chosen = first_k(np.lexsort((tie, waited), axis=1), candidates, n_opt)
+            # partial_sort over the session's connections keeps equals in the session's
+            # order (a std::set by the connection's address, in the order they were made):
+            # the earliest connection first
+            made = (view.connected_s[rows], view.nbr[rows])
+            chosen = first_k(np.lexsort((*made[::-1], waited), axis=1), candidates, n_opt)
             fresh = chosen & ~optimistic[rows]
             st["last_optimistic"][rows] = np.where(fresh, now, st["last_optimistic"][rows])
             out[rows] = (out[rows] & ~optimistic[rows]) | chosen
