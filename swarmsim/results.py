@@ -14,6 +14,7 @@ import os
 import platform
 import traceback
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pandas as pd
 
 from swarmsim.errors import ResultError
 from swarmsim.recorder import SCHEMAS, empty_table
+from swarmsim.version import __version__
 
 MANIFEST = "manifest.json"
 TABLES = tuple(SCHEMAS)
@@ -118,17 +120,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def versions() -> dict[str, str]:
-    import numpy
-    import pyarrow
-    import simpy
-
-    import swarmsim
-
+    """The versions a run's numbers depend on (read from the installed distributions)."""
     return {
-        "swarmsim": swarmsim.__version__,
+        "swarmsim": __version__,
         "python": platform.python_version(),
-        "numpy": numpy.__version__,
-        "pandas": pd.__version__,
-        "pyarrow": pyarrow.__version__,
-        "simpy": simpy.__version__,
+        **{name: metadata.version(name) for name in ("numpy", "pandas", "pyarrow", "simpy")},
     }

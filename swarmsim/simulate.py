@@ -71,7 +71,7 @@ def simulate(
             culprit = blame(plugins, exc)
             if culprit is None:
                 raise
-            now = float(swarm.env.now) if swarm is not None else 0.0
+            now = float(swarm.clock.now) if swarm is not None else 0.0
             raise PluginError(f"{culprit} raised {type(exc).__name__}: {exc}", now) from exc
         _settle_all(swarm)
         invariants = check_invariants(swarm, raise_on_failure=check)
@@ -92,14 +92,14 @@ def simulate(
             events=swarm.events,
             events_per_s=swarm.events / wall if wall > 0 else None,
             pieces_transferred=int(len(result.pieces)) if scenario.record.pieces else None,
-            sim_time_s=float(swarm.env.now),
+            sim_time_s=float(swarm.clock.now),
             stop_reason=swarm.stop_reason,
             invariants=invariants,
             tables={name: len(result.table(name)) for name in TABLES},
             summary=summarize(
                 result.peers,
                 result.timeseries,
-                float(swarm.env.now),
+                float(swarm.clock.now),
                 result.payments,
                 result.auctions,
                 file_bytes=scenario.torrent.file_bytes,
@@ -126,7 +126,7 @@ def _settle_all(swarm: Swarm) -> None:
 
 
 def _peers_table(swarm: Swarm):
-    joined = np.flatnonzero(swarm.join_s <= swarm.env.now)
+    joined = np.flatnonzero(swarm.join_s <= swarm.clock.now)
     joined = joined[swarm.online[joined] | ~np.isnan(swarm.leave_s[joined])]
     names = np.array(swarm.class_names, dtype=object)
     return typed(

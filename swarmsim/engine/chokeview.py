@@ -21,7 +21,7 @@ class SwarmChokeView(ChokeView):
     def __init__(self, swarm, peers: np.ndarray, periodic: bool):
         self._swarm = swarm
         c = self._conns = swarm.conns
-        self.now_s = swarm.env.now
+        self.now_s = swarm.clock.now
         self.periodic = periodic
         self.n_pieces = swarm.n_pieces
         self.piece_bytes = swarm.scenario.torrent.piece_bytes

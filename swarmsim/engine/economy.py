@@ -59,20 +59,19 @@ class Economy:
             self._last = 0.0
             self.swarm._at(interval, self._on_interval, interval)
 
-    def _on_interval(self, ev) -> None:
-        interval = ev._value
-        now = self.swarm.env.now
+    def _on_interval(self, interval: float) -> None:
+        now = self.swarm.clock.now
         self.incentive.on_interval(now, now - self._last)
         self._last = now
         self.swarm._at(interval, self._on_interval, interval)
 
     def on_join(self, peer: int) -> None:
         if self.tokens_start[peer] > 0:
-            self.ledger.grant(peer, float(self.tokens_start[peer]), self.swarm.env.now)
+            self.ledger.grant(peer, float(self.tokens_start[peer]), self.swarm.clock.now)
 
     def on_piece(self, uploader: int, downloader: int, nbytes: float, duration_s: float) -> None:
         if self.active:
-            self.incentive.on_piece(self.swarm.env.now, uploader, downloader, nbytes, duration_s)
+            self.incentive.on_piece(self.swarm.clock.now, uploader, downloader, nbytes, duration_s)
 
     def adjust(self, view, out, optimistic=None):
         """The incentive's change to a choker's mask (it leaves ``optimistic`` unchokes)."""
@@ -94,8 +93,8 @@ class Economy:
         since = sw.join_s[u] if sw.starts_seed[u] else sw.complete_s[u]
         return SeedingState(
             peer=u,
-            now_s=sw.env.now,
-            seeded_s=sw.env.now - since,
+            now_s=sw.clock.now,
+            seeded_s=sw.clock.now - since,
             uploaded_bytes=float(sw.net.uploaded[u]),
             downloaded_bytes=float(sw.net.downloaded[u]),
             wealth=float(self.ledger.balance[u]),

@@ -65,7 +65,7 @@ class Exchange:
         """Periodic rechokes fire on the ``tick_s`` grid (libtorrent's 1 s tick), so peers
         due in the same tick rechoke as one vectorised batch. A peer has one periodic call
         scheduled at a time: scheduling it anew leaves its older entry stale."""
-        t = self.env.now + delay
+        t = self.clock.now + delay
         tick = self.tick_s
         key = math.ceil(t / tick - 1e-9) if tick > 0 else t
         if self._periodic_key[u] == key:
@@ -75,12 +75,11 @@ class Exchange:
         if batch is None:
             self._periodic[key] = [u]
             at = key * tick if tick > 0 else t
-            self._at(max(at - self.env.now, 0.0), self._on_periodic_batch, key)
+            self._at(max(at - self.clock.now, 0.0), self._on_periodic_batch, key)
         else:
             batch.append(u)
 
-    def _on_periodic_batch(self, ev) -> None:
-        key = ev._value
+    def _on_periodic_batch(self, key) -> None:
         due = self._periodic_key
         peers = np.array([u for u in self._periodic.pop(key) if due[u] == key], dtype=np.int64)
         peers = peers[self.online[peers]]
@@ -120,12 +119,12 @@ class Exchange:
             self._request_rechoke(u)
             return
         if not self._tick_pending:
-            t = (math.floor(self.env.now / self.tick_s + 1e-9) + 1) * self.tick_s
-            self._at(t - self.env.now, self._on_event_rechoke, self._tick_pending)
+            t = (math.floor(self.clock.now / self.tick_s + 1e-9) + 1) * self.tick_s
+            self._at(t - self.clock.now, self._on_event_rechoke, self._tick_pending)
         self._tick_pending.add(u)
 
-    def _on_event_rechoke(self, ev) -> None:
-        pending = self._rechoke_pending if ev._value is None else ev._value
+    def _on_event_rechoke(self, at_tick: set[int] | None) -> None:
+        pending = self._rechoke_pending if at_tick is None else at_tick
         peers = np.array(sorted(pending), dtype=np.int64)
         pending.clear()
         peers = peers[self.online[peers]]
@@ -133,7 +132,7 @@ class Exchange:
             return
         self.events += 1
         self._rechoke(peers, periodic=False)
-        if ev._value is None and self._fast_after_rechoke:
+        if at_tick is None and self._fast_after_rechoke:
             offers, self._fast_after_rechoke = self._fast_after_rechoke, []
             for u, j in offers:
                 if self.online[u] and j in self.conns.nbr_sets[u]:
@@ -144,7 +143,7 @@ class Exchange:
         """Ask each peer's choker (vectorised per choker) and apply what changed. A choker
         answers with a boolean mask, or with weights (> 0 = unchoked, the value its share of
         the peer's upload)."""
-        conns, net, now = self.conns, self.net, self.env.now
+        conns, net, now = self.conns, self.net, self.clock.now
         was = conns.unchoked[peers]
         weights = np.zeros(was.shape)
         # free-riders never unchoke; nor do scrip agents whose wealth reached their target
@@ -320,7 +319,7 @@ class Exchange:
         if not wanted[piece]:
             raise PluginError(
                 f"{self.picker} reserved piece {piece} that peer {f.up} cannot give {j}",
-                self.env.now,
+                self.clock.now,
             )
         wanted[piece] = False
         self.busy[j, piece] = True
@@ -366,7 +365,7 @@ class Exchange:
             rate = net.rate_estimate(f.i_in)
             received = float(net.recv_f[f.i_in])
             slow = self.conns.slow_start[j, f.s_down]
-            if slow and not f.fast and self.env.now - f.t0 >= SLOW_START_S:
+            if slow and not f.fast and self.clock.now - f.t0 >= SLOW_START_S:
                 slow = self.conns.slow_start[j, f.s_down] = False
             shared = {
                 p: len(d.flows)
@@ -436,7 +435,7 @@ class Exchange:
             if not wanted[piece]:
                 raise PluginError(
                     f"{self.picker} chose piece {piece} that peer {u} cannot give {j}",
-                    self.env.now,
+                    self.clock.now,
                 )
             self.busy[j, piece] = True
             self.need[j, piece] = False
@@ -452,7 +451,7 @@ class Exchange:
             raise PluginError(
                 f"{self.picker} chose piece {piece}, already in flight for peer {j}, "
                 "outside endgame",
-                self.env.now,
+                self.clock.now,
             )
 
     def _begin(self, f: Flow, piece: int, shared: bool) -> None:
@@ -487,7 +486,7 @@ class Exchange:
         conns = self.conns
         conns.sent_pieces[src.up, src.s_up] += 1
         conns.pieces_recv[j, src.s_down] += 1
-        self.economy.on_piece(src.up, j, dl.size, self.env.now - dl.start)
+        self.economy.on_piece(src.up, j, dl.size, self.clock.now - dl.start)
         u = src.up
         cut = None
         if self.after_piece[u] and not self.is_seed[u]:  # block-level reciprocity, per piece
@@ -514,7 +513,7 @@ class Exchange:
         self.words_t[p >> 6, j] |= BIT[p & 63]
         self.have[j] += 1
         self.copies[p] += 1
-        self.recorder.piece(self.env.now, j, p, src)
+        self.recorder.piece(self.clock.now, j, p, src)
         self.conns.got_piece(j, p)
         if self.idle_in[j]:  # connections parked for want of free pieces may be useless now
             idle = list(self.idle_in[j].values())
@@ -542,7 +541,7 @@ class Exchange:
             self._became_seed(j)
 
     def _became_seed(self, j: int) -> None:
-        now = self.env.now
+        now = self.clock.now
         self.is_seed[j] = True
         self.complete_s[j] = now
         self.leechers -= 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from swarmsim.engine.bitfields import pack_words
 from swarmsim.errors import InvariantError
 
 
@@ -76,7 +77,6 @@ def _availability(swarm) -> str:
 
 
 def _packed(swarm) -> str:
-    from swarmsim.engine.swarm import pack_words
 
     if not np.array_equal(pack_words(swarm.bits).T, swarm.words_t):
         return "packed bitfields differ from the boolean ones"

@@ -3,7 +3,7 @@
 A ``Flow`` exists while an uploader unchokes an interested downloader; it is *active* while it
 carries a ``Download`` (one piece for one peer). A download finishes at
 ``t + remaining / rate``; when a rate changes the download is settled (bytes credited up to now)
-and rescheduled, the stale SimPy event being ignored when it fires. That is one event per piece,
+and rescheduled, the stale call being ignored when it fires. That is one event per piece,
 never per block. A flow that goes straight on to its next piece keeps its rate, so the common
 case re-rates nothing. Choked mid-piece, a download keeps its whole 16 KiB blocks as a partial
 piece that the next uploader can finish (DESIGN.md "Torrent").
@@ -11,13 +11,12 @@ piece that the next uploader can finish (DESIGN.md "Torrent").
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Callable
 
 import numpy as np
-import simpy
-from simpy.events import NORMAL
+
+from swarmsim.engine.clock import Call, Clock
 
 # libtorrent's per-connection rate meter (``stat_channel::second_tick``): each second
 # avg = avg * 4/5 + sample / 5, i.e. an exponential average decaying by 4/5 per second
@@ -28,19 +27,6 @@ def decayed(estimate, rate, dt):
     """An exponential rate estimate after ``dt`` seconds at a steady ``rate`` (scalars or
     arrays alike: the scalar and the batched paths round the same way)."""
     return rate + (estimate - rate) * np.exp(-RATE_DECAY_PER_S * dt)
-
-
-class Due:
-    """A download's completion, queued in SimPy's heap as a bare event: SimPy's ``step`` only
-    reads ``callbacks`` and ``_ok``, and a ``Timeout`` costs 4x more to make, which matters
-    when every rate change reschedules (same heap entry, so the event order is unchanged)."""
-
-    __slots__ = ("callbacks", "_ok", "_value")
-
-    def __init__(self, dl: Download, fire: Callable):
-        self.callbacks = [fire]
-        self._ok = True
-        self._value = dl
 
 
 class Download:
@@ -72,7 +58,7 @@ class Download:
         self.start = now
         self.rate = 0.0
         self.flows: list[Flow] = []
-        self.event: Due | None = None
+        self.event: Call | None = None
         self.shared = shared
 
 
@@ -149,7 +135,7 @@ class Network:
 
     def __init__(
         self,
-        env: simpy.Environment,
+        clock: Clock,
         n_peers: int,
         up_bps,
         down_bps,
@@ -161,7 +147,8 @@ class Network:
         estimate_rates: bool = False,
         ack_share: float = 0.0,
     ):
-        self.env = env
+        self.clock = clock
+        self._fire_call = self._fire  # one bound method: compaction tells our calls by it
         self.up_bps = [float(x) for x in up_bps]
         self.down_bps = [float(x) for x in down_bps]
         self.ack_share = ack_share  # see bandwidth.FlowNet
@@ -194,7 +181,7 @@ class Network:
         self._dirty_up: dict[int, None] = {}
         self._dirty_down: dict[int, None] = {}
         # Aggregate upload rate and its time integral, for the time series.
-        self._stale = 0  # superseded completion events still in SimPy's queue
+        self._stale = 0  # superseded completion calls still in the clock's queue
         self._compact_at = self.compact_floor
         self.rate_sum = 0.0
         self._integral = 0.0
@@ -204,7 +191,7 @@ class Network:
     def open_flow(
         self, up: int, down: int, s_up: int, s_down: int, weight: float = 1.0, fast: bool = False
     ) -> Flow:
-        f = Flow(up, down, s_up, s_down, self.width, weight, self.env.now, fast)
+        f = Flow(up, down, s_up, s_down, self.width, weight, self.clock.now, fast)
         self.out_flows[up][down] = f
         self.in_flows[down][up] = f
         return f
@@ -225,7 +212,7 @@ class Network:
                 self._abandon(dl, keep_partial)
 
     def start(self, peer: int, piece: int, size: int, kept: float, shared: bool) -> Download:
-        dl = Download(peer, piece, size, size - kept, self.env.now, shared)
+        dl = Download(peer, piece, size, size - kept, self.clock.now, shared)
         self.downloads[peer][piece] = dl
         return dl
 
@@ -280,7 +267,7 @@ class Network:
 
     # --- time and bytes --------------------------------------------------------------------
     def _set_rate(self, f: Flow, rate: float) -> None:
-        now = self.env._now
+        now = self.clock.now
         self._integral += self.rate_sum * (now - self._t_integral)
         self._t_integral = now
         self.rate_sum += rate - f.rate
@@ -301,16 +288,16 @@ class Network:
     def rate_estimate(self, cell) -> float:
         """The downloader's estimate of a connection's download rate now (libtorrent's
         ``download_payload_rate``), in bytes per second."""
-        dt = self.env._now - self.est_t_f[cell]
+        dt = self.clock.now - self.est_t_f[cell]
         return float(decayed(self.est_f[cell], self.rate_in_f[cell], dt))
 
     def uploaded_integral(self) -> float:
         """Bytes uploaded by everyone so far, in-flight bytes included."""
-        return self._integral + self.rate_sum * (self.env.now - self._t_integral)
+        return self._integral + self.rate_sum * (self.clock.now - self._t_integral)
 
     def settle(self, dl: Download) -> None:
         """Credit the bytes each source sent since the download was last settled."""
-        now = self.env._now
+        now = self.clock.now
         dt = now - dl.t
         if dt <= 0.0:
             return
@@ -380,7 +367,7 @@ class Network:
         Each flow owns its cells, so the fancy writes never collide, and ``np.add.at``
         adds the per-peer byte totals in the scalar path's order: the results are bit for
         bit those of ``settle`` and ``_set_rate``."""
-        now = self.env._now
+        now = self.clock.now
         cells: list[tuple[int, int, int, int, float]] = []  # i_in, i_out, down, up, bytes
         for dl in downloads:
             dt = now - dl.t
@@ -431,29 +418,26 @@ class Network:
             self._stale += 1
             if self._stale > self._compact_at:
                 self._compact()
-        env = self.env
-        ev = dl.event = Due(dl, self._fire)
-        heapq.heappush(
-            env._queue, (env._now + max(dl.remaining, 0.0) / dl.rate, NORMAL, next(env._eid), ev)
+        clock = self.clock
+        # the payload is new each time: the call that fires is current only if it is still
+        # the download's (a rate change leaves the old one queued: calls cannot be cancelled)
+        dl.event = clock.at_time(
+            clock.now + max(dl.remaining, 0.0) / dl.rate, self._fire_call, (dl,)
         )
 
     def _compact(self) -> None:
-        """Drop superseded completion events from SimPy's queue.
+        """Drop superseded completion calls from the clock's queue.
 
-        SimPy cannot cancel an event, so a rescheduled download leaves its old event in the
+        A call cannot be cancelled, so a rescheduled download leaves its old call in the
         heap until its (often distant) time; with many rate changes the heap fills with them
         and every push gets slower. Rebuilding it without them is O(n), done when they
         outnumber the queue's other entries."""
-        queue = self.env._queue
-        kept = [
-            item for item in queue if type(item[3]) is not Due or item[3]._value.event is item[3]
-        ]
-        heapq.heapify(kept)
-        queue[:] = kept
+        fire = self._fire_call
+        left = self.clock.compact(lambda c: c.fn is fire and c.payload[0].event is not c)
         self._stale = 0
-        self._compact_at = max(self.compact_floor, len(kept))
+        self._compact_at = max(self.compact_floor, left)
 
-    def _fire(self, ev: Due) -> None:
-        dl = ev._value
-        if dl.event is ev:
+    def _fire(self, due: tuple[Download]) -> None:
+        dl = due[0]
+        if dl.event is not None and dl.event.payload is due:
             self.on_done(dl)

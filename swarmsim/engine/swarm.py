@@ -1,6 +1,6 @@
-"""The swarm: a SimPy environment, the peer table and the events that move pieces.
+"""The swarm: the peer table and the events that move pieces, on the engine's ``Clock``.
 
-Events are plain SimPy timeouts with one callback each: a peer joins, rechokes (every choker
+Events are calls the clock makes with their payload: a peer joins, rechokes (every choker
 interval, and coalesced at once after a connection opens or closes or an unchoked peer loses
 interest), re-announces, finishes a piece, leaves; and the recorder samples. Each handler ends
 by letting the bandwidth allocator re-rate the flows it touched. Per-event work is bounded by a
@@ -16,15 +16,16 @@ from collections.abc import Callable
 from contextlib import contextmanager
 
 import numpy as np
-import simpy
-from simpy.events import Timeout
 
 from swarmsim.api.views import ChokeView
 from swarmsim.build import Plugins, build_arrivals, build_plugins
 from swarmsim.engine.allowed_fast import AllowedFast, peer_address
+from swarmsim.engine.bitfields import pack_words
+from swarmsim.engine.clock import Clock
 from swarmsim.engine.connections import Connections
 from swarmsim.engine.economy import Economy
 from swarmsim.engine.exchange import Exchange
+from swarmsim.engine.invariants import check_invariants
 from swarmsim.engine.network import Flow, Network
 from swarmsim.engine.tracker import Tracker
 from swarmsim.rng import Streams
@@ -48,15 +49,6 @@ def plan_peers(
     return cls[order], join[order], seed[order]
 
 
-def pack_words(bits: np.ndarray) -> np.ndarray:
-    """Bitfields as little-endian uint64 words: piece ``p`` is bit ``p & 63`` of word ``p >> 6``."""
-    n, p = bits.shape
-    padded = np.zeros((n, -(-p // 64) * 64), dtype=bool)
-    padded[:, :p] = bits
-    return np.packbits(padded, axis=1, bitorder="little").view("<u8").astype(np.uint64)
-
-
-LATE = 2  # SimPy priority after NORMAL (1): processed last among same-time events
 # libtorrent's rate_limit_ip_overhead (stat.hpp trancieve_ip_packet): 40 B of TCP/IPv4
 # headers per 1,460 B segment; a 16 KiB block's piece message adds 13 B of header
 TCP_IP_HEADER_BYTES, SEGMENT_PAYLOAD_BYTES, PIECE_HEADER_BYTES = 40, 1460, 13
@@ -111,7 +103,7 @@ class Swarm(Exchange):
         self.check = check
         self.progress = progress
         self.streams = Streams(sc.seed)
-        self.env = simpy.Environment()
+        self.clock = Clock()
         self.events = 0
         self.violations: list[str] = []
 
@@ -173,7 +165,7 @@ class Swarm(Exchange):
         self.rounds = np.zeros(N, dtype=np.int64)
         self.tracker = Tracker(N, self.streams.get("tracker"))
         self.net = Network(
-            self.env,
+            self.clock,
             N,
             self.up_bps,
             self.down_bps,
@@ -198,7 +190,6 @@ class Swarm(Exchange):
         self.pending_joins = N
         self.leechers = 0
         self.seeds = 0
-        self._done = self.env.event()
         self.stop_reason = "max_time"
 
     # --- set-up --------------------------------------------------------------------------
@@ -238,44 +229,31 @@ class Swarm(Exchange):
 
     # --- scheduling ----------------------------------------------------------------------
     def _at(self, delay: float, fn: Callable, arg) -> None:
-        # a Python float: one numpy delay (a join time) would make every later clock value
-        # and heap key a numpy scalar, 3-5x slower to add and compare (same IEEE results)
-        ev = Timeout(self.env, float(delay), arg)
-        ev.callbacks.append(fn)
-
-    def _after_all_at(self, delay: float, fn: Callable) -> None:
-        """Run ``fn`` after every other event of that instant (samples see settled state)."""
-        ev = simpy.Event(self.env)
-        ev._ok, ev._value = True, None
-        ev.callbacks.append(fn)
-        self.env.schedule(ev, LATE, delay)
+        self.clock.at(delay, fn, arg)
 
     def run(self) -> None:
         sc = self.scenario
         if self.n_peers:
             self._at(self.join_s[0], self._on_join, 0)
-        self._after_all_at(0.0, self._on_sample)
+        self.clock.after_all(0.0, self._on_sample)
         self.economy.start()
-        stop = self.env.timeout(sc.stop.max_time_s)
-        until = simpy.AnyOf(self.env, [stop, self._done]) if sc.stop.all_done else stop
         with rare_gc_passes():
-            self.env.run(until=until)
-        if self._done.triggered:
+            self.clock.run(sc.stop.max_time_s, until_done=sc.stop.all_done)
+        if self.clock.finished:
             self.stop_reason = "all_done"
         self._sample_row()
 
     def _maybe_done(self) -> None:
-        if self.pending_joins == 0 and self.leechers == 0 and not self._done.triggered:
-            self._done.succeed()
+        if self.pending_joins == 0 and self.leechers == 0:
+            self.clock.finish()
 
     # --- membership ----------------------------------------------------------------------
-    def _on_join(self, ev) -> None:
-        i = ev._value
+    def _on_join(self, i: int) -> None:
         self.events += 1
         self.pending_joins -= 1
         if i + 1 < self.n_peers:
-            self._at(self.join_s[i + 1] - self.env.now, self._on_join, i + 1)
-        now = self.env.now
+            self._at(self.join_s[i + 1] - self.clock.now, self._on_join, i + 1)
+        now = self.clock.now
         self.online[i] = True
         self.economy.on_join(i)
         self.copies += self.bits[i]
@@ -320,8 +298,8 @@ class Swarm(Exchange):
             else:
                 self._connect(i, c)
 
-    def _on_handshake(self, ev) -> None:
-        i, c = ev._value
+    def _on_handshake(self, pair: tuple[int, int]) -> None:
+        i, c = pair
         self._dials.discard((min(i, c), max(i, c)))
         self.dialing[i] -= 1
         self.dialing[c] -= 1
@@ -343,7 +321,7 @@ class Swarm(Exchange):
         rotation, no rechoke until the next round; libtorrent unchokes a newcomer at once if a
         slot is free (maybe_unchoke_this_peer) and offers it its allowed-fast pieces."""
         conns = self.conns
-        conns.connect(i, c, self.env.now, self.bits, self.is_seed)
+        conns.connect(i, c, self.clock.now, self.bits, self.is_seed)
         for a, b in ((i, c), (c, i)):
             if self.on_interest[a] and self.chokers[a].has_free_slot(
                 a, int(conns.unchoked[a].sum())
@@ -354,8 +332,7 @@ class Swarm(Exchange):
             else:
                 self._offer_fast(a, b)
 
-    def _on_reannounce(self, ev) -> None:
-        i = ev._value
+    def _on_reannounce(self, i: int) -> None:
         if not self.online[i]:
             return
         self.events += 1
@@ -369,14 +346,12 @@ class Swarm(Exchange):
         if math.isfinite(t):
             self._at(t, self._on_leave, i)
 
-    def _on_abort(self, ev) -> None:
-        i = ev._value
+    def _on_abort(self, i: int) -> None:
         if self.online[i] and not self.is_seed[i]:
             self.aborted[i] = True
-            self._on_leave(ev)
+            self._on_leave(i)
 
-    def _on_leave(self, ev) -> None:
-        i = ev._value
+    def _on_leave(self, i: int) -> None:
         if not self.online[i]:
             return
         self.events += 1
@@ -386,7 +361,7 @@ class Swarm(Exchange):
 
     def _leave(self, i: int) -> None:
         self.online[i] = False
-        self.leave_s[i] = self.env.now
+        self.leave_s[i] = self.clock.now
         self.tracker.remove(i)
         self.copies -= self.bits[i]
         if self.is_seed[i]:
@@ -422,25 +397,23 @@ class Swarm(Exchange):
 
     def _record_unchoke(self, f: Flow) -> None:
         if not f.fast:
-            self.recorder.unchoke(f.up, f.down, f.t0, self.env.now)
+            self.recorder.unchoke(f.up, f.down, f.t0, self.clock.now)
 
     def _done_seeding(self, u: int) -> bool:
         return self.departure[u].done_seeding(self.economy.seeding_state(u))
 
     # --- sampling ------------------------------------------------------------------------------
-    def _on_sample(self, ev) -> None:
+    def _on_sample(self, _: None) -> None:
         self.events += 1
         self._sample_row()
         if self.check:
-            from swarmsim.engine.invariants import check_invariants
-
             check_invariants(self, raise_on_failure=True)
         if self.progress is not None:
-            self.progress(self.env.now)
-        self._after_all_at(self.scenario.record.sample_every_s, self._on_sample)
+            self.progress(self.clock.now)
+        self.clock.after_all(self.scenario.record.sample_every_s, self._on_sample)
 
     def _sample_row(self) -> None:
-        now = self.env.now
+        now = self.clock.now
         total = self.net.uploaded_integral()
         last_t, last_total = getattr(self, "_last_sample", (0.0, 0.0))
         rate = (total - last_total) / (now - last_t) if now > last_t else 0.0
