@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from swarmsim.api import Choker, ChokeView, Departure, Incentive, Picker, PickView, Unchoke
+from swarmsim.api.tables import declare
 
 
 class LowestIdChoker(Choker):
@@ -46,9 +47,18 @@ class LowestIndexFirst(Picker):
         return int(wanted[0]) if wanted.size else None
 
 
+# an output table of our own: the run writes it as tips.parquet, and Result.tips reads it
+TIPS = declare(
+    "tips",
+    {"t_s": "float64", "downloader": "int32", "asked": "float64", "paid": "float64"},
+    "tip asked for a delivered piece",
+)
+
+
 class TipTheUploader(Incentive):
     """The downloader tips its uploader ``tip_tokens`` per MiB it receives, as long as its
-    balance allows. Payments carry this policy's own reason, ``tip``."""
+    balance allows. Payments carry this policy's own reason, ``tip``; the ``tips`` table
+    shows each tip asked against what the wallet could pay."""
 
     reasons = ("tip",)
 
@@ -56,9 +66,14 @@ class TipTheUploader(Incentive):
         model_config = ConfigDict(extra="forbid", frozen=True)
         tip_tokens: float = Field(1.0, ge=0, description="tokens per MiB received")
 
+    def setup(self, ctx) -> None:
+        super().setup(ctx)
+        self.tips = ctx.rows(TIPS)
+
     def on_piece(self, t, uploader, downloader, nbytes, duration_s=0.0):
         amount = self.params.tip_tokens * nbytes / 2**20
-        self.ledger.transfer(t, downloader, uploader, amount, "tip")
+        paid = self.ledger.transfer(t, downloader, uploader, amount, "tip")
+        self.tips.add(t_s=t, downloader=downloader, asked=amount, paid=paid)
 
 
 class SeedWhileBroke(Departure):

@@ -30,6 +30,7 @@ class Plugins:
     departures: list[Bound]
 
     def all(self) -> list[Bound]:
+        """Every plug-in the scenario built, once each."""
         extra = [c for c in self.class_chokers if c is not None]
         return [
             self.choker,
@@ -58,6 +59,7 @@ def build_one(spec: PolicySpec, registry, path: str, source: str | None = None) 
 
 
 def build_arrivals(sc, source: str | None = None) -> list[Bound]:
+    """Each peer class's arrival process, built and checked."""
     return [
         build_one(pc.arrival, ARRIVALS, f"peers[{k}].arrival.name", source)
         for k, pc in enumerate(sc.peers)

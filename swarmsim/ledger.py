@@ -94,9 +94,11 @@ class Ledger:
         return amount
 
     def mint(self, t: float, payee: int, amount: float, reason: str) -> float:
+        """Create ``amount`` tokens for ``payee``; returns what was minted."""
         return self.transfer(t, MINT, payee, amount, reason)
 
     def burn(self, t: float, payer: int, amount: float, reason: str) -> float:
+        """Destroy up to ``amount`` of ``payer``'s tokens; returns what was burned."""
         return self.transfer(t, payer, MINT, amount, reason)
 
     def _debit(self, acct: int, amount: float) -> None:
@@ -133,6 +135,7 @@ class Ledger:
 
     # --- checks and output ----------------------------------------------------------------
     def supply(self) -> float:
+        """Tokens in existence: every balance plus every pool."""
         return float(self.balance.sum()) + sum(self.pools.values())
 
     def check(self) -> str:
@@ -150,12 +153,12 @@ class Ledger:
         return "ok"
 
     def payments_table(self) -> pd.DataFrame:
-        from swarmsim.recorder import typed
+        """Every token movement so far, as the ``payments`` table."""
+        from swarmsim.recorder import PAYMENTS
 
         ts, a, b, m, r = self._rows
         reasons = np.array(self.reasons, dtype=object)
-        return typed(
-            "payments",
+        return PAYMENTS.frame(
             {
                 "t_s": np.frombuffer(ts, np.float64) if ts else [],
                 "payer": np.frombuffer(a, np.int32) if a else [],

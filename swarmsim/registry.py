@@ -46,6 +46,7 @@ class Registry:
         return deco
 
     def names(self) -> list[str]:
+        """Every registered name, sorted."""
         return sorted(self._plugins)
 
     def __iter__(self) -> Iterator[tuple[str, type]]:
@@ -81,6 +82,7 @@ class Registry:
         )
 
     def params_of(self, name: str) -> type[BaseModel]:
+        """The pydantic model of plug-in ``name``'s parameters."""
         return self.get(name).Params
 
     def build(self, name: str, params: BaseModel | dict[str, Any] | None = None) -> Any:

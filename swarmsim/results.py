@@ -13,51 +13,68 @@ import json
 import os
 import platform
 import traceback
-from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from swarmsim.api.tables import TABLES
 from swarmsim.errors import ResultError
-from swarmsim.recorder import SCHEMAS, empty_table
+from swarmsim.recorder import CORE_TABLES
 from swarmsim.version import __version__
 
 MANIFEST = "manifest.json"
-TABLES = tuple(SCHEMAS)
 
 
-@dataclass
 class Result:
-    """The tables of one run (simulated or live) and its manifest."""
+    """The tables of one run (simulated or live), by name, and its manifest.
 
-    peers: pd.DataFrame
-    timeseries: pd.DataFrame
-    pieces: pd.DataFrame = field(default_factory=lambda: empty_table("pieces"))
-    transfers: pd.DataFrame = field(default_factory=lambda: empty_table("transfers"))
-    unchokes: pd.DataFrame = field(default_factory=lambda: empty_table("unchokes"))
-    payments: pd.DataFrame = field(default_factory=lambda: empty_table("payments"))
-    auctions: pd.DataFrame = field(default_factory=lambda: empty_table("auctions"))
-    manifest: dict[str, Any] = field(default_factory=dict)
-    path: Path | None = None
+    Tables read as attributes (``r.peers``); a declared table the run did not write (a
+    plug-in's, in a run without that plug-in) reads as its empty, typed self."""
+
+    def __init__(
+        self,
+        tables: dict[str, pd.DataFrame] | None = None,
+        manifest: dict[str, Any] | None = None,
+        path: Path | None = None,
+        **named: pd.DataFrame,
+    ):
+        self.tables = {name: TABLES[name].empty() for name in CORE_TABLES}
+        self.tables.update(tables or {})
+        self.tables.update(named)
+        self.manifest = manifest if manifest is not None else {}
+        self.path = path
+
+    def __getattr__(self, name: str) -> pd.DataFrame:
+        if name.startswith("_") or name in ("tables", "manifest", "path"):
+            raise AttributeError(name)
+        return self.table(name)
+
+    def table(self, name: str) -> pd.DataFrame:
+        """Table ``name``: the run's, or a declared table's empty self."""
+        if name in self.tables:
+            return self.tables[name]
+        if name in TABLES:
+            return TABLES[name].empty()
+        raise AttributeError(f"no table {name!r}: this run has {sorted(self.tables)}")
 
     @property
     def summary(self) -> dict[str, Any]:
+        """The run's headline metrics (the manifest's ``summary``)."""
         return self.manifest.get("summary", {})
 
     @property
     def scenario(self) -> dict[str, Any]:
+        """The resolved scenario the run used."""
         return self.manifest.get("scenario", {})
 
-    def table(self, name: str) -> pd.DataFrame:
-        return getattr(self, name)
-
     def write(self, out_dir: str | Path) -> Path:
+        """Store every table and the manifest in ``out_dir`` (the manifest last)."""
         out = prepare_folder(out_dir)
-        for name in TABLES:
+        for name, frame in self.tables.items():
             tmp = out / f".{name}.parquet.tmp"
-            self.table(name).to_parquet(tmp, index=False, engine="pyarrow")
+            frame.to_parquet(tmp, index=False, engine="pyarrow")
             os.replace(tmp, out / f"{name}.parquet")
         write_manifest(out, self.manifest)
         self.path = out
@@ -65,6 +82,7 @@ class Result:
 
     @classmethod
     def read(cls, path: str | Path, *, allow_failed: bool = False) -> Result:
+        """A stored run: every ``NAME.parquet`` in the folder, whatever wrote it."""
         path = Path(path)
         mpath = path / MANIFEST
         if not mpath.is_file():
@@ -74,11 +92,8 @@ class Result:
         manifest = json.loads(mpath.read_text())
         if manifest.get("status") != "ok" and not allow_failed:
             raise ResultError(f"{path} is from a failed run: {manifest.get('error')}")
-        tables = {}
-        for name in TABLES:
-            f = path / f"{name}.parquet"
-            tables[name] = pd.read_parquet(f) if f.is_file() else empty_table(name)
-        return cls(**tables, manifest=manifest, path=path)
+        tables = {f.stem: pd.read_parquet(f) for f in sorted(path.glob("*.parquet"))}
+        return cls(tables, manifest=manifest, path=path)
 
 
 def prepare_folder(out_dir: str | Path) -> Path:
@@ -86,12 +101,13 @@ def prepare_folder(out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)
-    for name in TABLES:
-        (out / f"{name}.parquet").unlink(missing_ok=True)
+    for table in out.glob("*.parquet"):
+        table.unlink()
     return out
 
 
 def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    """Write ``manifest.json`` through a rename, so it is never half-written."""
     tmp = out / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=_jsonable))
     os.replace(tmp, out / MANIFEST)

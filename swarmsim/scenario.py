@@ -37,12 +37,15 @@ class _Model(BaseModel):
 
 
 class Torrent(_Model):
+    """The file shared: its size, its piece size and the size of one request (block)."""
+
     file_bytes: int = Field(..., gt=0, description="payload size")
     piece_bytes: int = Field(262144, gt=0, description="piece size (default 256 KiB)")
     block_bytes: int = Field(BLOCK_BYTES, gt=0, description="request size (BEP 3: 16 KiB)")
 
     @property
     def n_pieces(self) -> int:
+        """Pieces in the file (the last may be short)."""
         return math.ceil(self.file_bytes / self.piece_bytes)
 
 
@@ -54,6 +57,7 @@ class Amount(_Model):
     sigma: float = Field(1.0, gt=0, description="lognormal: standard deviation of the log")
 
     def sample(self, rng, n: int):
+        """``n`` draws from this distribution."""
         import numpy as np
 
         if self.distribution == "fixed" or self.mean == 0:
@@ -66,6 +70,8 @@ class Amount(_Model):
 
 
 class PeerClass(_Model):
+    """A group of peers alike in capacity, arrival, departure, tokens and client."""
+
     name: str = Field(
         ...,
         alias="class",
@@ -103,6 +109,8 @@ class PeerClass(_Model):
 
 
 class Tracker(_Model):
+    """Who a peer meets: peers per announce, connection limits, re-announces."""
+
     peers_per_announce: int = Field(50, ge=1, description="peers returned per announce")
     max_connections: int = Field(80, ge=1, le=2000, description="connections per peer")
     min_peers: int = Field(20, ge=0, description="re-announce when below this many connections")
@@ -110,11 +118,15 @@ class Tracker(_Model):
 
 
 class Stop(_Model):
+    """When a run ends."""
+
     all_done: bool = Field(True, description="stop when no leecher is left and none will arrive")
     max_time_s: float = Field(86400.0, gt=0, description="hard limit on simulated time")
 
 
 class Timers(_Model):
+    """The engine's timer granularity."""
+
     tick_s: float = Field(
         1.0,
         ge=0,
@@ -142,11 +154,15 @@ class Wire(_Model):
 
 
 class Record(_Model):
+    """What a run records, and how often it samples."""
+
     sample_every_s: float = Field(10.0, gt=0, description="time-series sampling interval")
     pieces: bool = Field(True, description="write one row per piece completion")
 
 
 class Scenario(_Model):
+    """One experiment: torrent, peers and every plug-in, validated and frozen."""
+
     name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     seed: int = Field(0, ge=0)
@@ -169,6 +185,7 @@ class Scenario(_Model):
 
     @property
     def n_peers(self) -> int:
+        """Peers across all classes."""
         return sum(c.count for c in self.peers)
 
     def resolved(self) -> dict[str, Any]:
@@ -182,6 +199,7 @@ class Scenario(_Model):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     def with_seed(self, seed: int) -> Scenario:
+        """The same scenario with another seed."""
         return self.model_copy(update={"seed": int(seed)})
 
 

@@ -19,9 +19,8 @@ from swarmsim.build import blame, build_plugins
 from swarmsim.engine.invariants import check_invariants
 from swarmsim.engine.swarm import Swarm
 from swarmsim.errors import PluginError, SwarmsimError
-from swarmsim.recorder import Recorder, typed
+from swarmsim.recorder import PEERS, Recorder
 from swarmsim.results import (
-    TABLES,
     Result,
     prepare_folder,
     versions,
@@ -82,7 +81,7 @@ def simulate(
             transfers=recorder.transfers_table(),
             unchokes=recorder.unchokes_table(),
             payments=swarm.economy.ledger.payments_table(),
-            auctions=recorder.auctions_table(),
+            **recorder.extra_tables(),
         )
         wall = time.perf_counter() - wall0
         manifest.update(
@@ -95,7 +94,7 @@ def simulate(
             sim_time_s=float(swarm.clock.now),
             stop_reason=swarm.stop_reason,
             invariants=invariants,
-            tables={name: len(result.table(name)) for name in TABLES},
+            tables={name: len(frame) for name, frame in result.tables.items()},
             summary=summarize(
                 result.peers,
                 result.timeseries,
@@ -129,8 +128,7 @@ def _peers_table(swarm: Swarm):
     joined = np.flatnonzero(swarm.join_s <= swarm.clock.now)
     joined = joined[swarm.online[joined] | ~np.isnan(swarm.leave_s[joined])]
     names = np.array(swarm.class_names, dtype=object)
-    return typed(
-        "peers",
+    return PEERS.frame(
         {
             "peer_id": joined,
             "peer_class": names[swarm.peer_class[joined]],

@@ -49,16 +49,23 @@ def _digest(result) -> dict[str, str]:
     }
 
 
-def test_same_seed_identical_files_and_other_seed_differs(tiny, tmp_path):
+@pytest.mark.parametrize("incentive", ["none", "bid"])
+def test_same_seed_identical_files_and_other_seed_differs(tiny, tmp_path, incentive):
+    """Every table the run writes (bid adds payments and its auctions) is byte-identical
+    for the same seed."""
+    tiny["incentive"] = {"name": incentive}
+    for pc in tiny["peers"]:
+        pc["tokens"] = {"distribution": "fixed", "mean": 50.0}
     a = swarmsim.simulate(tiny, out=tmp_path / "a")
     b = swarmsim.simulate(tiny, out=tmp_path / "b")
     c = swarmsim.simulate(tiny, seed=8, out=tmp_path / "c")
-    for name in ("peers", "timeseries", "pieces", "transfers"):
-        fa, fb = (
-            (tmp_path / "a" / f"{name}.parquet").read_bytes(),
-            (tmp_path / "b" / f"{name}.parquet").read_bytes(),
-        )
-        assert fa == fb, name
+    written = sorted(f.name for f in (tmp_path / "a").glob("*.parquet"))
+    assert written == sorted(f"{name}.parquet" for name in a.tables)
+    assert ("auctions.parquet" in written) == (incentive == "bid")
+    for name in written:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    if incentive == "bid":
+        assert len(a.auctions) > 0 and len(a.payments[a.payments.reason == "bid"]) > 0
     assert _digest(a) == _digest(b)
     assert _digest(a)["pieces"] != _digest(c)["pieces"]
     assert a.manifest["scenario_hash"] == c.manifest["scenario_hash"]

@@ -241,20 +241,21 @@ def test_bid_auction_leaves_the_optimistic_unchoke_alone_and_winners_hold_their_
     four unchokes (slots 0-3, slot 3 optimistic); bidders at slots 0, 1 and 4 win the three
     paid slots, and the one slot left goes to the optimistic pick, not to the better-rated
     tit-for-tat pick at slot 2. Winners keep their slots until the next round."""
-    from types import SimpleNamespace
 
     from swarmsim.api.views import ChokeView
     from swarmsim.ledger import Ledger
-    from swarmsim.policies.incentives import INCENTIVES, IncentiveContext
+    from swarmsim.policies.incentives import AUCTIONS, INCENTIVES, IncentiveContext
 
     n = 7  # provider 0, neighbours 1..6 in slots 0..5
     ledger = Ledger(n, reasons=("bid",))
     for peer in (1, 2, 5):  # the bidders: neighbours in slots 0, 1 and 4
         ledger.grant(peer, 100.0)
-    auctions = []
+    from swarmsim.api.tables import Rows
+
+    auctions = Rows(AUCTIONS)
     ctx = IncentiveContext(
         ledger=ledger,
-        recorder=SimpleNamespace(auctions=lambda *a: auctions.append(a)),
+        rows=lambda table: auctions,
         file_bytes=100 * 262144,
         piece_bytes=262144,
         online=np.ones(n, dtype=bool),
@@ -275,7 +276,7 @@ def test_bid_auction_leaves_the_optimistic_unchoke_alone_and_winners_hold_their_
     # a choker that does not say: the best other pick by rate stays
     got = bid.adjust(view, out, np.random.default_rng(0), None)[0] > 0
     assert list(np.flatnonzero(got)) == [0, 1, 2, 4]
-    assert len(auctions) == 2
+    assert len(auctions) == 2 and auctions.frame().winners.tolist() == [3, 3]
     # an event rechoke between rounds (say, someone lost interest): the choker alone would
     # drop the paid slot 4; the winners keep what they paid for, and no new auction runs
     between = ChokeView.build(

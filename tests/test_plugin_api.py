@@ -294,6 +294,9 @@ def test_the_example_plugins_run_from_their_scenario(monkeypatch):
     assert r.peers.complete_s.notna().sum() == 30
     tips = r.payments[r.payments.reason == "tip"]
     assert tips.amount.sum() > 0
+    # its own table: one row per tip, what moved matching the ledger's payments
+    assert len(r.tips) == r.pieces.shape[0] and list(r.tips.columns)[0] == "t_s"
+    assert r.tips.paid.sum() == pytest.approx(tips.amount.sum())
     # the lowest-index picker fetches in order: a peer's first pieces are the file's first
     first = r.pieces.sort_values("t_s").groupby("peer_id").piece.first()
     assert (first <= 4).mean() > 0.9

@@ -33,9 +33,11 @@ class ChokeView:
     rounds_kept = 3
 
     def received_rate_bps(self, rounds: int) -> np.ndarray:
+        """Bytes per second received from each neighbour over the last ``rounds`` rounds."""
         return self.received_bytes(rounds) / np.maximum(self.window_s(rounds), 1.0)
 
     def sent_rate_bps(self, rounds: int) -> np.ndarray:
+        """Bytes per second sent to each neighbour over the last ``rounds`` rounds."""
         return self.sent_bytes(rounds) / np.maximum(self.window_s(rounds), 1.0)
 
     def snubbed(self, snub_s: float) -> np.ndarray:
@@ -51,12 +53,15 @@ class ChokeView:
         return self._sent_total
 
     def received_bytes(self, rounds: int) -> np.ndarray:
+        """Payload bytes received from each neighbour over the last ``rounds`` rounds."""
         return self._received[rounds]
 
     def sent_bytes(self, rounds: int) -> np.ndarray:
+        """Payload bytes sent to each neighbour over the last ``rounds`` rounds."""
         return self._sent[rounds]
 
     def window_s(self, rounds: int) -> np.ndarray:
+        """Seconds the last ``rounds`` rounds span, per connection (shorter if younger)."""
         return self._window[rounds]
 
     def take(self, rows: np.ndarray) -> ChokeView:

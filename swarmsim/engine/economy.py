@@ -39,7 +39,7 @@ class Economy:
         self.incentive.setup(
             IncentiveContext(
                 ledger=self.ledger,
-                recorder=swarm.recorder,
+                rows=swarm.recorder.rows,
                 file_bytes=sc.torrent.file_bytes,
                 piece_bytes=sc.torrent.piece_bytes,
                 online=swarm.online,

@@ -28,7 +28,7 @@ from swarmsim.live.settings import (
     session_settings,
 )
 from swarmsim.policies import DEPARTURES
-from swarmsim.recorder import typed
+from swarmsim.recorder import PEERS, PIECES, TIMESERIES, TRANSFERS
 from swarmsim.results import Result, prepare_folder, versions, write_failure
 from swarmsim.rng import Streams
 from swarmsim.scenario import Scenario
@@ -339,8 +339,7 @@ def _tables(
     )
     down = np.array([peers[k].totals()[1] for k in range(n)])
     joined = np.flatnonzero(join <= end)
-    peers_table = typed(
-        "peers",
+    peers_table = PEERS.frame(
         {
             "peer_id": joined,
             "peer_class": names[cls[joined]],
@@ -357,8 +356,7 @@ def _tables(
             "tokens_end": np.zeros(len(joined)),
         },
     )
-    pieces = typed(
-        "pieces",
+    pieces = PIECES.frame(
         {
             "peer_id": [r[0] for r in piece_rows],
             "piece": [r[1] for r in piece_rows],
@@ -375,16 +373,14 @@ def _tables(
         "min_piece_copies",
         "mean_piece_copies",
     ]
-    ts = typed(
-        "timeseries",
+    ts = TIMESERIES.frame(
         dict(zip(cols, zip(*samples, strict=True), strict=True))
         if samples
         else {c: [] for c in cols},
     )
     # every connection is seen from both ends: each end reports what it sent
     links = [(a.pid, b, s) for a in peers for b, (s, _) in a.links.items()]
-    transfers = typed(
-        "transfers",
+    transfers = TRANSFERS.frame(
         {
             "uploader": [x[0] for x in links],
             "downloader": [x[1] for x in links],

@@ -6,6 +6,7 @@ designs; docstrings name the rule each follows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -13,6 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from swarmsim.api import ChokeView, Incentive
+from swarmsim.api.tables import Rows, Table, declare
 from swarmsim.ledger import MINT, Ledger
 from swarmsim.policies.choking import smallest_k
 from swarmsim.registry import Registry
@@ -23,10 +25,11 @@ MiB = 1024 * 1024
 
 @dataclass
 class IncentiveContext:
-    """What a policy may read about the swarm (arrays are live, read-only)."""
+    """What a policy may read about the swarm (arrays are live, read-only), and ``rows``,
+    which hands out the row buffer of a table the policy declared (written with the run)."""
 
     ledger: Ledger
-    recorder: object
+    rows: Callable[[Table], Rows]
     file_bytes: int
     piece_bytes: int
     online: np.ndarray
@@ -80,6 +83,19 @@ def uniform_price_auction(bids: np.ndarray, eligible: np.ndarray, k: int, tie: n
     return winners, np.maximum(price, 0.0)
 
 
+AUCTIONS = declare(
+    "auctions",
+    {
+        "t_s": "float64",
+        "provider": "int32",
+        "bidders": "int32",
+        "winners": "int32",
+        "price_per_byte": "float64",
+    },
+    "provider's auction (bid)",
+)
+
+
 @INCENTIVES.register("bid")
 class Bid(BaseIncentive):
     """BitTorrent Speed (BitTorrent Token white paper v0.8.7): requesters bid tokens per byte;
@@ -103,6 +119,7 @@ class Bid(BaseIncentive):
 
     def setup(self, ctx: IncentiveContext) -> None:
         super().setup(ctx)
+        self.auctions = ctx.rows(AUCTIONS)
         n = len(ctx.online)
         self.bid = np.zeros(n)
         self.price = np.zeros(n)  # each provider's clearing price, tokens per byte
@@ -169,8 +186,12 @@ class Bid(BaseIncentive):
         self.won_nbr[providers] = np.where(won, view.nbr[rows], -1)
         for b, u in enumerate(providers.tolist()):
             self.winners[u] = frozenset(view.nbr[rows[b]][won[b]].tolist())
-        self.ctx.recorder.auctions(
-            view.now_s, providers, eligible[rows].sum(axis=1), won.sum(axis=1), price
+        self.auctions.extend(
+            t_s=np.full(len(providers), view.now_s),
+            provider=providers,
+            bidders=eligible[rows].sum(axis=1),
+            winners=won.sum(axis=1),
+            price_per_byte=price,
         )
         return rows, won
 
