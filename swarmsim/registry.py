@@ -3,8 +3,8 @@
 A plug-in is a class with a nested pydantic ``Params`` model; a scenario names it
 (``{name: mainline, unchoke_slots: 4}``) or points at a user's own class
 (``{name: mypkg.mymodule:MyChoker}``, importable from the current folder too). Registries
-are filled when their modules are imported and only read afterwards (STYLE.md: no mutable
-global state at run time). ``swarmsim.api`` declares what each kind's class must provide.
+are filled when their modules are imported and only read afterwards (no mutable global state at run
+time). ``swarmsim.api`` declares what each kind's class must provide.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Named random streams: one root ``SeedSequence`` per run, one child stream per subsystem.
 
 A child is derived from the root seed and the stream's *name* (not the order in which streams
-are asked for), so switching a policy or a recorder on does not shift any other stream
-(DESIGN.md; STYLE.md rule 4).
+are asked for), so switching a policy or a recorder on does not shift any other stream.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The simulator against the analytic models (REFERENCES.md section 4)."""
+"""The simulator against the analytic models (Kumar & Ross; Qiu & Srikant)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Incentive policies: the claims REFERENCES.md section 3 and the analytic models make about
-them, checked on small swarms."""
+"""Incentive policies: the claims their designs' papers and the analytic models make
+about them, checked on small swarms."""
 
 from __future__ import annotations
 

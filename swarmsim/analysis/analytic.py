@@ -1,4 +1,4 @@
-"""Analytic models the simulator is validated against (REFERENCES.md section 4)."""
+"""Analytic models the simulator is validated against (Kumar & Ross's flash-crowd bound; Qiu & Srikant's fluid model)."""
 
 from __future__ import annotations
 

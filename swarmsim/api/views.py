@@ -1,6 +1,6 @@
 """Read-only snapshots the engine hands to policies.
 
-A policy never touches SimPy or the swarm's arrays directly (STYLE.md rule 1): chokers see a
+A policy never touches SimPy or the swarm's arrays directly: chokers see a
 ``ChokeView`` of the peers that rechoke at one instant, a picker a ``PickView`` of one
 (downloader, uploader) pair. Both are plain objects, so policies are unit-tested with
 hand-built ones (``ChokeView.build``). The engine's views compute arrays on first use.

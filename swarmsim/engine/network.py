@@ -6,7 +6,7 @@ carries a ``Download`` (one piece for one peer). A download finishes at
 and rescheduled, the stale call being ignored when it fires. That is one event per piece,
 never per block. A flow that goes straight on to its next piece keeps its rate, so the common
 case re-rates nothing. Choked mid-piece, a download keeps its whole 16 KiB blocks as a partial
-piece that the next uploader can finish (DESIGN.md "Torrent").
+piece that the next uploader can finish.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What a live libtorrent run can honour, and each peer's libtorrent settings.
 
-Every item of REFERENCES.md section 6 is a trap that silently invalidates a live run; each is
-handled here and named in a comment. A scenario a live run cannot reproduce is refused with a
+Each way a live run can silently depart from the scenario (local peers ignoring rate limits,
+peer discovery, uTP on loopback, ...) is handled here and named in a comment. A scenario a live run cannot reproduce is refused with a
 ``ScenarioError`` that names the field and why.
 """
 

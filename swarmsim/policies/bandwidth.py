@@ -20,7 +20,7 @@ BANDWIDTH = Registry("bandwidth", "how capacity is shared among active transfers
 @BANDWIDTH.register("slot_share")
 class SlotShare(Bandwidth):
     """Each transfer gets min(the uploader's capacity split among its active uploads, the
-    downloader's capacity split evenly among its active downloads) (DESIGN.md "Bandwidth").
+    downloader's capacity split evenly among its active downloads).
     The uploader's split is even unless its choker weights the flows (propshare, bittyrant).
     Local, so an event touches a few flows only; not work-conserving: capacity that a
     download-bound transfer leaves unused is not handed on (see ``max_min``). With

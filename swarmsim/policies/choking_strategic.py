@@ -1,6 +1,7 @@
-"""Strategic and alternative reciprocity (REFERENCES.md section 2), plus a no-reciprocity
-control. Each comment names the paper the rule comes from; where a rule is per block and
-swarmsim moves whole pieces, the docstring says how it is approximated.
+"""Strategic and alternative reciprocity, plus a no-reciprocity control.
+
+Each comment names the paper the rule comes from; where a rule is per block and swarmsim
+moves whole pieces, the docstring says how it is approximated.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ class PropShare(SeedsLikeMainline):
     """PropShare (Levin et al., SIGCOMM 2008, "BitTorrent is an auction"): each round, split
     ``1 - optimistic_share`` of the upload among the peers that sent us data last round, in
     proportion to what each sent; the rest goes to ``optimistic_peers`` interested peers in
-    rotation (10 % per REFERENCES.md; the paper's exact fraction is to be checked). With no
+    rotation (``optimistic_share``, 10 % by default). With no
     contributor yet, the optimistic peers share everything. The paper pays every contributor;
     swarmsim pays the ``unchoke_slots`` largest (default 8), which keeps a peer's flows few.
 

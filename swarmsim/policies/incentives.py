@@ -1,7 +1,7 @@
 """Token incentive policies: what moves when a piece is delivered, at intervals, and who gets
 served. Each policy works on the ``Ledger`` (a plain object, no SimPy) and, through
-``adjust``, on the unchoke mask the peer's choker proposed. REFERENCES.md section 3 has the
-designs; docstrings name the rule each follows.
+``adjust``, on the unchoke mask the peer's choker proposed. Each docstring names the design
+and the rule it follows.
 """
 
 from __future__ import annotations

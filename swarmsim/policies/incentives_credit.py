@@ -1,5 +1,5 @@
 """Incentives built on accounting between peers rather than prices: private-tracker share
-ratios and Swarm's bilateral SWAP balances (REFERENCES.md section 3)."""
+ratios and Swarm's bilateral SWAP balances."""
 
 from __future__ import annotations
 
