@@ -351,3 +351,33 @@ def test_value_hooks_take_the_types_their_family_declares(kind, value, ok):
     else:
         with pytest.raises(PluginProblem, match="interval_s must be"):
             bind(kind, Mine())
+
+
+def test_a_choker_answers_an_unchoke_or_a_bare_mask_that_names_no_optimistic_set():
+    """The engine always gets an ``Unchoke``: a choker's own passes through, a bare mask (or
+    weights) becomes one with no optimistic set, whatever attributes the choker has."""
+    import numpy as np
+
+    from swarmsim.api import Choker, ChokeView, Unchoke, bind
+
+    mask = np.array([[True, False, True, False]])
+    optimistic = np.array([[False, False, True, False]])
+
+    class Bare(Choker):
+        def __init__(self):
+            self.interval_s = 10.0
+            self.optimistic = optimistic  # not part of the API: never read
+
+        def rechoke(self, view, rng):
+            return mask.tolist()
+
+    class Named(Bare):
+        def rechoke(self, view, rng):
+            return Unchoke(mask, optimistic)
+
+    view, rng = ChokeView.build(4), np.random.default_rng(0)
+    bare = bind("choker", Bare()).rechoke(view, rng)
+    assert isinstance(bare, Unchoke) and bare.optimistic is None
+    assert isinstance(bare.mask, np.ndarray) and np.array_equal(bare.mask, mask)
+    named = bind("choker", Named()).rechoke(view, rng)
+    assert np.array_equal(named.mask, mask) and named.optimistic is optimistic

@@ -77,7 +77,8 @@ class Choker:
         """Size per-peer state for ``n_peers`` peers of up to ``max_connections`` each."""
 
     def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray | Unchoke:
-        """The (B, C) mask or weights for the batch, or an ``Unchoke`` with its optimistic set."""
+        """The batch's ``Unchoke``: its (B, C) mask or weights and its optimistic set. A bare
+        mask or weights array is taken as ``Unchoke(mask)``: no optimistic set."""
         raise NotImplementedError
 
     def has_free_slot(self, peer: int, n_unchoked: int) -> bool:
@@ -333,7 +334,7 @@ def bind(kind: str, obj: Any, name: str = "") -> Bound:
                 raise PluginProblem(f"interval_s must be a positive number of seconds, got {own}")
         values[hook] = own
     if kind == "choker":
-        values["rechoke"] = _unchoke_of(obj, values["rechoke"])
+        values["rechoke"] = _unchoke_of(values["rechoke"])
     if kind == "departure":  # only rules that can say no pay for being asked at every round
         values["gates_service"] = _own(obj, "serves", family) is not _MISSING
     if kind == "incentive":
@@ -344,15 +345,15 @@ def bind(kind: str, obj: Any, name: str = "") -> Bound:
 _MISSING = object()
 
 
-def _unchoke_of(obj: Any, rechoke):
-    """``rechoke`` answering an ``Unchoke`` always: a choker that returns a bare mask may
-    publish its optimistic set as ``self.optimistic`` after the call."""
+def _unchoke_of(rechoke):
+    """``rechoke`` answering an ``Unchoke`` always: a bare mask or weights array names no
+    optimistic set (``optimistic`` None)."""
 
     def call(view: ChokeView, rng: np.random.Generator) -> Unchoke:
         out = rechoke(view, rng)
         if isinstance(out, Unchoke):
             return Unchoke(np.asarray(out.mask), out.optimistic)
-        return Unchoke(np.asarray(out), getattr(obj, "optimistic", None))
+        return Unchoke(np.asarray(out), None)
 
     return call
 

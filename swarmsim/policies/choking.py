@@ -2,13 +2,15 @@
 
 A choker object serves every peer that uses it and keeps their private state in arrays
 indexed by peer id (``setup(n_peers, max_connections)``). ``rechoke(view, rng)`` gets a
-``ChokeView`` of B peers rechoking at one instant and returns a (B, C) mask of the slots to
-unchoke, vectorised over the batch. The engine calls it every ``interval_s`` per peer
-(``view.periodic``; ``view.round`` counts those calls) and, coalesced, after a connection with
-an unchoked peer closes or an unchoked peer loses interest (mainline's ``connection_lost`` /
-``not_interested``). The mask must lie within ``view.interested``: swarmsim keeps "unchoked
-peers are interested" as an invariant, where mainline also unchokes uninterested peers it walks
-past (they then start at once when they become interested).
+``ChokeView`` of B peers rechoking at one instant and returns an ``Unchoke``: the (B, C) mask
+of the slots to unchoke (or weights) and the mask of those that are optimistic (None for a
+choker without optimistic unchokes), vectorised over the batch. The engine calls it every
+``interval_s`` per peer (``view.periodic``; ``view.round`` counts those calls) and,
+coalesced, after a connection with an unchoked peer closes or an unchoked peer loses interest
+(mainline's ``connection_lost`` / ``not_interested``). The mask must lie within
+``view.interested``: swarmsim keeps "unchoked peers are interested" as an invariant, where
+mainline also unchokes uninterested peers it walks past (they then start at once when they
+become interested).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from swarmsim.api import Choker, ChokeView
+from swarmsim.api import Choker, ChokeView, Unchoke
 from swarmsim.registry import Registry
 
 CHOKERS = Registry("choker", "who gets unchoked (upload slots)")
@@ -207,10 +209,10 @@ class Mainline(Choker):
         self.rotation.setup(n_peers, max_connections)
         self._unchokes_since_last = np.zeros(n_peers, dtype=np.int64)
 
-    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
+    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> Unchoke:
         return self._rechoke(view, rng, None)
 
-    def _rechoke(self, view: ChokeView, rng, allowed: np.ndarray | None) -> np.ndarray:
+    def _rechoke(self, view: ChokeView, rng, allowed: np.ndarray | None) -> Unchoke:
         """``allowed`` (B, C), if given, further limits whom leechers may unchoke."""
         pos = self.rotation.positions(view, rng)
         if not view.is_seed.any():
@@ -222,12 +224,12 @@ class Mainline(Choker):
         out[seeds] = self._seeds(view.take(seeds), pos[seeds])
         if leechers.size:
             sub = None if allowed is None else allowed[leechers]
-            out[leechers] = self._leechers(view.take(leechers), pos[leechers], sub)
-            optimistic[leechers] = self.optimistic
-        self.optimistic = optimistic
-        return out
+            out[leechers], optimistic[leechers] = self._leechers(
+                view.take(leechers), pos[leechers], sub
+            )
+        return Unchoke(out, optimistic)
 
-    def _leechers(self, view: ChokeView, pos: np.ndarray, allowed=None) -> np.ndarray:
+    def _leechers(self, view: ChokeView, pos: np.ndarray, allowed=None) -> Unchoke:
         p = self.params
         interested = view.interested if allowed is None else view.interested & allowed
         if view.periodic:
@@ -241,8 +243,8 @@ class Mainline(Choker):
         eligible = interested & ~view.snubbed(p.snub_s)
         preferred = top_k(view.received_rate_bps(self._window), pos, eligible, p.unchoke_slots - 1)
         n_opt = np.maximum(1, p.min_uploads - preferred.sum(axis=1))
-        self.optimistic = smallest_k((pos,), interested & ~preferred, n_opt)
-        return preferred | self.optimistic
+        optimistic = smallest_k((pos,), interested & ~preferred, n_opt)
+        return Unchoke(preferred | optimistic, optimistic)
 
     def _seeds(self, view: ChokeView, pos: np.ndarray) -> np.ndarray:
         slots = self.params.unchoke_slots

@@ -12,6 +12,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from swarmsim.api import Unchoke
 from swarmsim.api.views import ChokeView
 from swarmsim.policies.choking import CHOKERS, Choker, ChokerParams, first_k
 
@@ -188,7 +189,7 @@ class Libtorrent(Choker):
             keys = (since, -score)
         return np.lexsort((*keys, -received), axis=1)
 
-    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
+    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> Unchoke:
         p = self.params
         peers, now = view.peers, view.now_s
         st = self.state.rows(view)
@@ -271,8 +272,7 @@ class Libtorrent(Choker):
         st["optimistic"] = optimistic & out
         st["mine"] = out
         self.state.store(view, **st)
-        self.optimistic = st["optimistic"]
-        return out
+        return Unchoke(out, st["optimistic"])
 
 
 @CHOKERS.register("transmission")
@@ -302,7 +302,7 @@ class Transmission(Choker):
         self.state.setup(n_peers, max_connections, optimistic=False)
         self._left = np.zeros(n_peers, dtype=np.int64)
 
-    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
+    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> Unchoke:
         p = self.params
         st = self.state.rows(view)
         interested = view.interested
@@ -325,5 +325,4 @@ class Transmission(Choker):
                 left[b] = p.optimistic_rounds
         self._left[view.peers] = left
         self.state.store(view, optimistic=optimistic)
-        self.optimistic = optimistic
-        return regular | optimistic
+        return Unchoke(regular | optimistic, optimistic)

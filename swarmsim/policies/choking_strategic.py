@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
+from swarmsim.api import Unchoke
 from swarmsim.api.views import ChokeView
 from swarmsim.policies.choking import (
     CHOKERS,
@@ -28,12 +29,12 @@ class RandomChoker(Choker):
 
     Params = ChokerParams
 
-    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
+    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> Unchoke:
         keep = view.unchoked & view.interested
         if not view.periodic:
-            return keep
+            return Unchoke(keep, None)
         salt = rng.random(view.nbr.shape)
-        return smallest_k((salt,), view.interested, self.params.unchoke_slots)
+        return Unchoke(smallest_k((salt,), view.interested, self.params.unchoke_slots), None)
 
 
 class SeedsLikeMainline(Choker):
@@ -49,7 +50,7 @@ class SeedsLikeMainline(Choker):
     def seeds_like_mainline(self, view: ChokeView, out: np.ndarray, rng) -> np.ndarray:
         if view.is_seed.any():
             seeds = np.flatnonzero(view.is_seed)
-            out[seeds] = self.mainline.rechoke(view.take(seeds), rng)
+            out[seeds] = self.mainline.rechoke(view.take(seeds), rng).mask
         return out
 
 
@@ -89,15 +90,15 @@ class BitTyrant(SeedsLikeMainline):
         self.state.setup(n_peers, max_connections, u=p.initial_u_bps, d=p.initial_d_bps, streak=0.0)
         super().setup(n_peers, max_connections)
 
-    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
+    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> Unchoke:
         p = self.params
         if view.is_seed.all():  # nothing to gain from reciprocity: behave like mainline
-            return self.mainline.rechoke(view, rng)
+            return Unchoke(self.mainline.rechoke(view, rng).mask, None)
         st = self.state.rows(view)
         u, d, streak = st["u"], st["d"], st["streak"]
         interested = view.interested
         if not view.periodic:
-            return np.where(view.unchoked & interested, u, 0.0)
+            return Unchoke(np.where(view.unchoked & interested, u, 0.0), None)
         got = view.received_rate_bps(1)
         reciprocated = got > 0
         served = view.unchoked
@@ -114,7 +115,7 @@ class BitTyrant(SeedsLikeMainline):
         np.put_along_axis(
             chosen, order, fits & np.take_along_axis(interested, order, axis=1), axis=1
         )
-        return self.seeds_like_mainline(view, np.where(chosen, u, 0.0), rng)
+        return Unchoke(self.seeds_like_mainline(view, np.where(chosen, u, 0.0), rng), None)
 
 
 @CHOKERS.register("propshare")
@@ -149,11 +150,11 @@ class PropShare(SeedsLikeMainline):
         self.state.setup(n_peers, max_connections, opt_round=-np.inf)
         super().setup(n_peers, max_connections)
 
-    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
+    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> Unchoke:
         p = self.params
         interested = view.interested
         if not view.periodic:  # between rounds the shares set at the last round hold
-            return np.where(view.unchoked & interested, view.upload_share, 0.0)
+            return Unchoke(np.where(view.unchoked & interested, view.upload_share, 0.0), None)
         given = np.where(interested, view.received_bytes(1), 0.0)
         contrib = top_k(given, view.connected_s, interested & (given > 0), p.unchoke_slots)
         given = np.where(contrib, given, 0.0)
@@ -172,7 +173,7 @@ class PropShare(SeedsLikeMainline):
         n_opt = np.maximum(opt.sum(axis=1, keepdims=True), 1)
         share_opt = np.where(total > 0, p.optimistic_share, 1.0) / n_opt
         out = np.where(contrib, (1 - p.optimistic_share) * given / np.maximum(total, 1e-12), 0.0)
-        return self.seeds_like_mainline(view, np.where(opt, share_opt, out), rng)
+        return Unchoke(self.seeds_like_mainline(view, np.where(opt, share_opt, out), rng), None)
 
 
 @CHOKERS.register("block_tft")
@@ -194,7 +195,7 @@ class BlockTFT(Mainline):
     def rechoke_after_piece(self, sent_bytes: float, received_bytes: float) -> bool:
         return sent_bytes - received_bytes > self.params.delta_blocks * self.params.block_bytes
 
-    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
+    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> Unchoke:
         p = self.params
         lead = view.sent_total_bytes() - view.received_total_bytes()
         return self._rechoke(view, rng, lead <= p.delta_blocks * p.block_bytes)
@@ -222,14 +223,14 @@ class FairTorrent(Choker):
     def rechoke_after_piece(self, sent_bytes: float, received_bytes: float) -> bool:
         return sent_bytes > received_bytes
 
-    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> np.ndarray:
+    def rechoke(self, view: ChokeView, rng: np.random.Generator) -> Unchoke:
         deficit = view.sent_total_bytes() - np.where(
             view.is_seed[:, None], 0.0, view.received_total_bytes()
         )
         interested = view.interested
         best = top_k(-deficit, view.connected_s, interested, self.params.unchoke_slots)
         if view.periodic:
-            return best
+            return Unchoke(best, None)
         keep = view.unchoked & interested
         rows = np.arange(len(view.peers))
         waiting = best & ~keep
@@ -241,4 +242,4 @@ class FairTorrent(Choker):
         drop = better & ~room
         out[rows[drop], worst[drop]] = False
         out[rows[better], first[better]] = True
-        return out
+        return Unchoke(out, None)
