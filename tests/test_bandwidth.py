@@ -181,3 +181,32 @@ def test_max_min_hands_a_download_bound_flows_leftover_to_the_others():
     assert rates == pytest.approx({1: 10.0, 2: 90.0})
     slot = {f.down: r for f, r in SlotShare(SlotShare.Params()).reallocate(net, [0], [])}
     assert slot == pytest.approx({1: 10.0, 2: 50.0})
+
+
+def test_rate_history_keeps_a_saturated_uploaders_shares_and_starts_a_new_one_at_a_block():
+    """libtorrent's limiter grants each connection its own last second's rate, so at a full
+    uploader shares follow history. An uploader of 1 MB/s runs three connections at
+    1/3 MB/s each; a fourth opens (rate estimate 0). With ``rate_history`` the newcomer claims
+    one 16 KiB block per 500 ms tick, 32,768 B/s, against the others' 1e6 B/s: it gets
+    1e6 x 32,768 / 1,032,768 and the others keep the rest in equal parts. Plain max-min
+    gives everyone a quarter."""
+    cap, block = 1e6, 16384
+    net = _Net([cap, 0.0, 0.0, 0.0, 0.0], [0.0] + [1e9] * 4)
+    net.act_out = [{} for _ in range(5)]
+    net.act_in = [{} for _ in range(5)]
+    estimate = {}
+    for d in (1, 2, 3, 4):
+        f = _Flow(0, d, 1.0, rate=cap / 3 if d < 4 else 0.0)
+        f.i_in = d
+        estimate[d] = f.rate
+        net.act_out[0][d] = f
+        net.act_in[d][0] = f
+    net.out_weight = [4.0, 0.0, 0.0, 0.0, 0.0]
+    net.block_bytes = block
+    net.rate_estimate = estimate.__getitem__
+    sticky = MaxMin(MaxMin.Params(rate_history=True)).reallocate(net, [0], [])
+    new = cap * (2 * block) / (cap + 2 * block)
+    want = {1: (cap - new) / 3, 2: (cap - new) / 3, 3: (cap - new) / 3, 4: new}
+    assert {f.down: r for f, r in sticky} == pytest.approx(want)
+    plain = MaxMin(MaxMin.Params()).reallocate(net, [0], [])
+    assert {f.down: r for f, r in plain} == pytest.approx({d: cap / 4 for d in (1, 2, 3, 4)})

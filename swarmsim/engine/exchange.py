@@ -141,8 +141,8 @@ class Exchange:
 
     def _rechoke(self, peers: np.ndarray, periodic: bool) -> None:
         """Ask each peer's choker (vectorised per choker) and apply what changed. A choker
-        answers with a boolean mask, or with weights (> 0 = unchoked, the value its share of
-        the peer's upload)."""
+        answers with an ``Unchoke``: a boolean mask or weights (> 0 = unchoked, the value its
+        share of the peer's upload) and its optimistic set, which the incentive leaves be."""
         conns, net, now = self.conns, self.net, self.clock.now
         was = conns.unchoked[peers]
         weights = np.zeros(was.shape)

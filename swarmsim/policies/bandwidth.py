@@ -107,8 +107,14 @@ class MaxMin(Bandwidth):
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
 
+        #: weight each flow by its connection's recent rate, as libtorrent's rate limiter
+        #: grants each connection the quota its own rate asked for (see ``_quota_weight``)
+        rate_history: bool = False
+
     # capacities whose fill levels differ by less than this fill together (float noise)
     tie = 1e-12
+    # libtorrent's rate limiter hands out quota every tick_interval (500 ms)
+    quota_tick_s = 0.5
 
     def __init__(self, params: Params):
         self.params = params
@@ -177,6 +183,14 @@ class MaxMin(Bandwidth):
             ends.append((pair[0], pair[1]))
         rate = [0.0] * len(flows)
         frozen = [False] * len(flows)
+        if self.params.rate_history:
+            wts = [f.weight * self._quota_weight(net, f) for f in flows]
+            weight = [0.0] * len(free)
+            for i, (a, b) in enumerate(ends):
+                weight[a] += wts[i]
+                weight[b] += wts[i]
+        else:
+            wts = [f.weight for f in flows]
         heap = [(max(free[r], 0.0) / weight[r], r) for r in range(len(free)) if weight[r] > 0]
         heapq.heapify(heap)
         level = 0.0
@@ -193,10 +207,19 @@ class MaxMin(Bandwidth):
                 if frozen[i]:
                     continue
                 frozen[i] = True
-                w = flows[i].weight
+                w = wts[i]
                 rate[i] = w * level
                 for c in ends[i]:
                     free[c] -= w * level
                     weight[c] -= w
                     rising[c] -= 1
         return [(f, max(x, 0.0)) for f, x in zip(flows, rate, strict=True)]
+
+    def _quota_weight(self, net: FlowNet, f) -> float:
+        """A flow's claim on a full capacity, in bytes per second. libtorrent's rate limiter
+        (``bandwidth_manager::update_quotas``) grants each connection, every tick, what it
+        asked for while the pool lasts, and a connection asks for its own rate over the last
+        second (``peer_connection::wanted_transfer``: twice its upload rate times the 500 ms
+        tick): shares follow history. A fresh connection asks for its send buffer, one block
+        (the 10 KiB ``send_buffer_low_watermark`` rounds up to a block), once a tick."""
+        return max(net.rate_estimate(f.i_in), net.block_bytes / self.quota_tick_s)
