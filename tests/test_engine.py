@@ -92,7 +92,7 @@ def test_partial_pieces_survive_chokes_and_are_finished_elsewhere(tiny):
     assert all(k % block == 0 and k <= got + 1e-6 for _, _, k, got in kept_seen)
     assert any(k > 0 for _, _, k, _ in kept_seen)
     # Every leecher still completed every piece: partials were finished by someone.
-    assert all(swarm.have[swarm.starts_seed == 0] == sc.torrent.n_pieces)
+    assert all(swarm.pieces.have[swarm.starts_seed == 0] == sc.torrent.n_pieces)
     assert check_invariants(swarm)["bytes_conserved"] == "ok"
 
 
@@ -221,18 +221,18 @@ def test_interest_matrix_matches_bitfields_for_small_and_batched_calls(tiny):
     swarm.run()
     nbr = swarm.conns.nb
     online = np.flatnonzero(swarm.online)
-    have = swarm.bits.sum(axis=1)
+    have = swarm.pieces.bits.sum(axis=1)
     assert len(online) >= 32 and have[online].min() < have[online].max()  # mid-download
     for peers in (online, online[:3]):
         got = swarm.interest_matrix(peers, nbr[peers], nbr[peers] >= 0)
         for b, u in enumerate(peers):
             for s, j in enumerate(nbr[u]):
-                want = j >= 0 and bool((swarm.bits[u] & ~swarm.bits[j]).any())
+                want = j >= 0 and bool((swarm.pieces.bits[u] & ~swarm.pieces.bits[j]).any())
                 assert got[b, s] == want, (u, s, j)
     # one downloader against several uploaders (a finished piece tests its parked links)
     for j in online[:5].tolist():
         ups = [u for u in nbr[j].tolist() if u >= 0]
-        want = [bool((swarm.bits[u] & ~swarm.bits[j]).any()) for u in ups]
+        want = [bool((swarm.pieces.bits[u] & ~swarm.pieces.bits[j]).any()) for u in ups]
         assert swarm.wants_from(j, ups) == want
         assert swarm.wants_from(j, ups[:1]) == want[:1]
         assert [swarm.wants(j, u) for u in ups] == want

@@ -23,15 +23,15 @@ class SwarmChokeView(ChokeView):
         c = self._conns = swarm.conns
         self.now_s = swarm.clock.now
         self.periodic = periodic
-        self.n_pieces = swarm.n_pieces
+        self.n_pieces = swarm.pieces.n_pieces
         self.piece_bytes = swarm.scenario.torrent.piece_bytes
         self.peers = peers
         self.nbr = c.nb[peers]
         self.valid = self.nbr >= 0
-        self.is_seed = swarm.is_seed[peers]
+        self.is_seed = swarm.pieces.is_seed[peers]
         self.round = swarm.rounds[peers]
         self.upload_bps = swarm.up_bps[peers]
-        self.have_pieces = swarm.have[peers]
+        self.have_pieces = swarm.pieces.have[peers]
         # the round whose window we measure: an event rechoke looks like the next round
         self._k = self.round + (0 if periodic else 1)
         self._cache: dict = {}
@@ -47,7 +47,7 @@ class SwarmChokeView(ChokeView):
         elif name == "last_received_s":
             value = np.where(c.rate_in[peers] > 0.0, self.now_s, c.last_recv[peers])
         elif name == "have_counts":
-            value = np.where(self.valid, self._swarm.have[np.maximum(self.nbr, 0)], 0)
+            value = np.where(self.valid, self._swarm.pieces.have[np.maximum(self.nbr, 0)], 0)
         else:
             raise AttributeError(name)
         self.__dict__[name] = value

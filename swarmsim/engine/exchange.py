@@ -16,9 +16,9 @@ import numpy as np
 from swarmsim.api.views import PickView
 from swarmsim.engine.chokeview import SwarmChokeView
 from swarmsim.engine.network import Download, Flow
+from swarmsim.engine.pieces import BIT
 from swarmsim.errors import PluginError
 
-BIT = np.array([1 << k for k in range(64)], dtype=np.uint64)
 # libtorrent leaves slow start at a second tick once an unchoked connection's rate stops
 # growing: a steady flow's second full second (peer_connection::second_tick)
 SLOW_START_S = 2.0
@@ -33,7 +33,7 @@ class Exchange:
         Words first (``words_t`` is (W, N)). A few peers: one (W, B, C) pass, fewest numpy
         calls. A batch: word by word, so the (B, C) temporaries stay in cache (2.3x faster on
         1,000 peers and 7 words; a 10,000-peer, 16-word batch would build a 100 MB array)."""
-        wt = self.words_t
+        wt = self.pieces.words_t
         idx = np.maximum(nbr, 0)
         if len(peers) < 32:
             x = wt[:, idx]
@@ -50,14 +50,14 @@ class Exchange:
         return (acc != 0) & valid
 
     def wants(self, j: int, u: int) -> bool:
-        wt = self.words_t
+        wt = self.pieces.words_t
         return bool((wt[:, u] & ~wt[:, j]).any())
 
     def wants_from(self, j: int, ups: list[int]) -> list[bool]:
         """``wants(j, u)`` for several uploaders in one pass (a bidder parks many)."""
         if len(ups) == 1:
             return [self.wants(j, ups[0])]
-        wt = self.words_t
+        wt = self.pieces.words_t
         return (wt[:, ups] & ~wt[:, j, None]).any(axis=0).tolist()
 
     # --- choking ---------------------------------------------------------------------------
@@ -93,7 +93,7 @@ class Exchange:
         for u in peers.tolist():
             if self._periodic_key[u] is None:  # its choker keeps no timers of its own
                 self._schedule_periodic(u, self.chokers[u].interval_s)
-            if self.is_seed[u] and self.online[u] and self._done_seeding(u):
+            if self.pieces.is_seed[u] and self.online[u] and self._done_seeding(u):
                 self._leave(u)
         self._maybe_done()
         self.net.reflow()
@@ -247,15 +247,15 @@ class Exchange:
     def _fast_has(self, u: int, j: int) -> np.ndarray:
         """What ``u`` offers ``j`` while it chokes ``j``: its pieces in ``j``'s allowed-fast set."""
         allowed = self.allowed_fast.pieces(j, self.fast_k[u])
-        has = np.zeros(self.n_pieces, dtype=bool)
-        has[allowed] = self.bits[u, allowed]
+        has = np.zeros(self.pieces.n_pieces, dtype=bool)
+        has[allowed] = self.pieces.bits[u, allowed]
         return has
 
     def _fast_wants(self, u: int, j: int) -> bool:
         """``u`` has an allowed-fast piece of ``j`` that ``j`` could request now (neither
         held nor being fetched): else libtorrent's ``request_a_block`` finds nothing."""
         allowed = self.allowed_fast.pieces(j, self.fast_k[u])
-        return bool((self.bits[u, allowed] & self.need[j, allowed]).any())
+        return bool((self.pieces.bits[u, allowed] & self.pieces.need[j, allowed]).any())
 
     def _offer_fast(self, u: int, j: int, s_u: int | None = None, s_j: int | None = None) -> None:
         """``u`` chokes interested ``j``: ``j`` requests its allowed-fast pieces that ``u`` has
@@ -263,7 +263,7 @@ class Exchange:
         if (
             not self.fast_k[u]
             or not self.fast_k[j]  # a client that offers no allowed-fast set has no BEP 6
-            or self.is_seed[j]
+            or self.pieces.is_seed[j]
             or not self.online[j]
             or self.up_bps[u] <= 0.0
             or j in self.net.out_flows[u]
@@ -284,11 +284,15 @@ class Exchange:
         if not ids.size:
             return
         sets = self.allowed_fast.matrix[ids, : self.fast_k[u]]
-        hit = (sets == piece).any(axis=1) & self.need[ids, piece] & ~self.conns.unchoked[u, slots]
+        hit = (
+            (sets == piece).any(axis=1)
+            & self.pieces.need[ids, piece]
+            & ~self.conns.unchoked[u, slots]
+        )
         if not hit.any():
             return
         b = np.flatnonzero(hit)
-        lacks = self.words_t[:, u][:, None] & ~self.words_t[:, ids[b]]
+        lacks = self.pieces.words_t[:, u][:, None] & ~self.pieces.words_t[:, ids[b]]
         lacks[piece >> 6] &= ~BIT[piece & 63]
         for k in b[~lacks.any(axis=0)].tolist():
             self._offer_fast(u, int(ids[k]), int(slots[k]), int(rev[k]))
@@ -298,14 +302,14 @@ class Exchange:
         (``torrent::we_have`` -> ``update_interest`` -> ``peer_is_interesting``); one that
         chokes ``j`` for ``j``'s allowed-fast pieces."""
         allowed = self.allowed_fast.pieces(j, self.allowed_fast.matrix.shape[1])
-        fetchable = allowed[self.need[j, allowed]]
+        fetchable = allowed[self.pieces.need[j, allowed]]
         if not fetchable.size:
             return
         ids, slots, rev = self.conns.neighbours(j)
         if not ids.size:
             return
-        ask = self.bits[ids, piece] & ~self.conns.unchoked[ids, rev]
-        ask &= self.bits[ids[:, None], fetchable[None, :]].any(axis=1)
+        ask = self.pieces.bits[ids, piece] & ~self.conns.unchoked[ids, rev]
+        ask &= self.pieces.bits[ids[:, None], fetchable[None, :]].any(axis=1)
         out = self.net.out_flows
         for b in np.flatnonzero(ask).tolist():
             u = int(ids[b])
@@ -322,9 +326,7 @@ class Exchange:
                 self.clock.now,
             )
         wanted[piece] = False
-        self.busy[j, piece] = True
-        self.need[j, piece] = False
-        self.free[j] -= 1
+        self.pieces.claim(j, piece)
         f.queue.append(piece)
         self.reserved[j][piece] = f
 
@@ -337,10 +339,7 @@ class Exchange:
         reserved = self.reserved[j]
         for piece in released:
             del reserved[piece]
-            self.busy[j, piece] = False
-        if self.online[j]:
-            self.need[j, released] = True
-            self.free[j] += len(released)
+        self.pieces.unclaim(j, released, bool(self.online[j]))
         return released
 
     # --- pieces ----------------------------------------------------------------------------
@@ -349,9 +348,9 @@ class Exchange:
         picker reserve more ahead; park it idle, or close it, if there is nothing to fetch."""
         u, j = f.up, f.down
         net = self.net
-        has = self._fast_has(u, j) if f.fast else self.bits[u]
-        wanted = has & self.need[j]
-        endgame = self.free[j] == 0
+        has = self._fast_has(u, j) if f.fast else self.pieces.bits[u]
+        wanted = has & self.pieces.need[j]
+        endgame = self.pieces.free[j] == 0
         in_flight = {}
         if endgame:  # pieces being fetched, or reserved on another connection (0 sources)
             in_flight = {p: len(d.flows) for p, d in net.downloads[j].items()}
@@ -360,7 +359,7 @@ class Exchange:
                     in_flight.setdefault(p, 0)
         queued_bytes, rate, shared, received, slow = 0.0, 0.0, None, 0.0, False
         if self.pipelined:
-            sizes = self.piece_sizes
+            sizes = self.pieces.piece_sizes
             queued_bytes = float(sum(sizes[p] for p in f.queue))
             rate = net.rate_estimate(f.i_in)
             received = float(net.recv_f[f.i_in])
@@ -377,9 +376,9 @@ class Exchange:
             u,
             wanted,
             self.conns.rarity[j],
-            self.n_pieces,
-            self.have[j],
-            self.partial[j],
+            self.pieces.n_pieces,
+            self.pieces.have[j],
+            self.pieces.partial[j],
             endgame,
             in_flight,
             has,
@@ -397,7 +396,7 @@ class Exchange:
         if isinstance(piece, list):
             for p in piece:
                 self._reserve(f, p, wanted)
-            endgame_starts = bool(piece) and self.free[j] == 0
+            endgame_starts = bool(piece) and self.pieces.free[j] == 0
             piece = None
         if piece is None and f.queue:  # the connection's next reserved piece
             piece = f.queue.pop(0)
@@ -437,11 +436,9 @@ class Exchange:
                     f"{self.picker} chose piece {piece} that peer {u} cannot give {j}",
                     self.clock.now,
                 )
-            self.busy[j, piece] = True
-            self.need[j, piece] = False
-            self.free[j] -= 1
+            self.pieces.claim(j, piece)
             self._begin(f, piece, shared=self.pipelined)
-            if idle_in and self.free[j] == 0:
+            if idle_in and self.pieces.free[j] == 0:
                 self._retry_idle(j, None)  # endgame starts: idle connections may join in
         elif (endgame or dl.shared) and has[piece] and f not in dl.flows:
             if f.dl is not None and f.dl is not dl:
@@ -457,23 +454,20 @@ class Exchange:
     def _begin(self, f: Flow, piece: int, shared: bool) -> None:
         """Start fetching ``piece`` over ``f``, from the blocks a choke left of it, if any."""
         j = f.down
-        kept = self.partial[j].pop(piece, 0.0) if self.partial[j] else 0.0
-        self.net.assign(f, self.net.start(j, piece, self.piece_sizes[piece], kept, shared))
+        kept = self.pieces.resume(j, piece)
+        self.net.assign(f, self.net.start(j, piece, self.pieces.piece_sizes[piece], kept, shared))
 
     def _retry_idle(self, j: int, piece: int | None) -> None:
         for f in list(self.idle_in[j].values()):
-            if f.alive and f.dl is None and (piece is None or self.bits[f.up, piece]):
+            if f.alive and f.dl is None and (piece is None or self.pieces.bits[f.up, piece]):
                 self._feed(f)
 
     def _on_abandon(self, dl: Download, kept: float) -> None:
         j, p = dl.peer, dl.piece
-        self.busy[j, p] = False
-        if not self.online[j]:
+        online = bool(self.online[j])
+        self.pieces.abandon(j, p, kept, online)
+        if not online:
             return
-        self.need[j, p] = True
-        self.free[j] += 1
-        if kept > 0:
-            self.partial[j][p] = kept
         if self.idle_in[j] and self.request_on_have:
             self._retry_idle(j, p)
 
@@ -482,14 +476,14 @@ class Exchange:
         j, p = dl.peer, dl.piece
         flows = self.net.complete(dl)
         src = flows[0]
-        self.busy[j, p] = False
+        self.pieces.arrived(j, p)
         conns = self.conns
         conns.sent_pieces[src.up, src.s_up] += 1
         conns.pieces_recv[j, src.s_down] += 1
         self.economy.on_piece(src.up, j, dl.size, self.clock.now - dl.start)
         u = src.up
         cut = None
-        if self.after_piece[u] and not self.is_seed[u]:  # block-level reciprocity, per piece
+        if self.after_piece[u] and not self.pieces.is_seed[u]:  # block-level reciprocity, per piece
             su = src.s_up
             choker = self.chokers[u]
             if choker.rechoke_after_piece(conns.sent[u, su], conns.recv[u, su]):
@@ -509,10 +503,7 @@ class Exchange:
         self.net.reflow()
 
     def _got_piece(self, j: int, p: int, src: int) -> None:
-        self.bits[j, p] = True
-        self.words_t[p >> 6, j] |= BIT[p & 63]
-        self.have[j] += 1
-        self.copies[p] += 1
+        complete = self.pieces.add(j, p)
         self.recorder.piece(self.clock.now, j, p, src)
         self.conns.got_piece(j, p)
         if self.idle_in[j]:  # connections parked for want of free pieces may be useless now
@@ -522,13 +513,13 @@ class Exchange:
                     continue
                 if not wanted:
                     self._lost_interest(f)
-                elif not self.request_on_have and f.dl is None and self.bits[f.up, p]:
+                elif not self.request_on_have and f.dl is None and self.pieces.bits[f.up, p]:
                     # libtorrent (torrent::we_have -> update_interest): a new piece of ours
                     # that the uploader has too makes its idle connection ask again
                     self._feed(f)
         if self.idle_out[j] and self.request_on_have:  # parked for want of pieces we now have
             for f in list(self.idle_out[j].values()):
-                if f.alive and f.dl is None and self.need[f.down, p]:
+                if f.alive and f.dl is None and self.pieces.need[f.down, p]:
                     self._feed(f)
         if self.on_interest[j] and self.chokers[j].has_free_slot(
             j, int(self.conns.unchoked[j].sum())
@@ -537,16 +528,16 @@ class Exchange:
         if self.fast_k[j]:
             self._offer_fast_piece(j, p)
             self._reask_fast(j, p)
-        if self.have[j] == self.n_pieces:
+        if complete:
             self._became_seed(j)
 
     def _became_seed(self, j: int) -> None:
         now = self.clock.now
-        self.is_seed[j] = True
+        self.pieces.mark_seed(j)
         self.complete_s[j] = now
         self.leechers -= 1
         self.seeds += 1
-        fastest = (self.piece_size.sum() / self.down_bps[j]) * (1 - 1e-9)
+        fastest = (self.pieces.piece_size.sum() / self.down_bps[j]) * (1 - 1e-9)
         if now - self.join_s[j] < fastest:
             self._violation(
                 f"peer {j} completed in {now - self.join_s[j]:.3f} s, faster than its "
@@ -555,7 +546,9 @@ class Exchange:
         self.conns.became_seed(j)
         ids, slots, _ = self.conns.neighbours(j)
         for n, s in zip(ids.tolist(), slots.tolist(), strict=True):
-            if self.is_seed[n]:  # seed-to-seed connections carry nothing; both sides drop them
+            if self.pieces.is_seed[
+                n
+            ]:  # seed-to-seed connections carry nothing; both sides drop them
                 self._disconnect(j, s, n)
         self._schedule_departure(j)
         self._maybe_done()

@@ -43,13 +43,13 @@ def _bytes(swarm) -> str:
         return f"uploaded {total_up:.1f} B != downloaded {total_down:.1f} B"
     # Per peer: bytes received = whole pieces fetched + kept partial blocks + bytes of pieces in
     # flight + bytes lost with cut blocks. Bitfields and byte counters are kept apart.
-    sizes = swarm.piece_size
-    fetched = swarm.bits.astype(np.float64) @ sizes.astype(np.float64)
+    sizes = swarm.pieces.piece_size
+    fetched = swarm.pieces.bits.astype(np.float64) @ sizes.astype(np.float64)
     fetched[swarm.starts_seed] = 0.0
     for j in range(swarm.n_peers):
         expected = fetched[j] + net.discarded[j]
         if swarm.online[j]:
-            expected += sum(swarm.partial[j].values())
+            expected += sum(swarm.pieces.partial[j].values())
             for dl in net.downloads[j].values():
                 expected += dl.size - dl.remaining
         if not _close(net.downloaded[j], expected, sizes.sum()):
@@ -61,11 +61,11 @@ def _bytes(swarm) -> str:
 
 
 def _availability(swarm) -> str:
-    conns, P = swarm.conns, swarm.n_pieces
+    conns, P = swarm.conns, swarm.pieces.n_pieces
     for i in np.flatnonzero(swarm.online).tolist():
         ids, _, _ = conns.neighbours(i)
-        seeds = swarm.is_seed[ids]
-        expected = swarm.bits[ids[~seeds]].sum(axis=0)
+        seeds = swarm.pieces.is_seed[ids]
+        expected = swarm.pieces.bits[ids[~seeds]].sum(axis=0)
         if int(seeds.sum()) != conns.seed_nbrs[i]:
             return f"peer {i} counts {conns.seed_nbrs[i]} seed neighbours, has {int(seeds.sum())}"
         if not np.array_equal(conns.rarity[i] // P, expected):
@@ -78,7 +78,7 @@ def _availability(swarm) -> str:
 
 def _packed(swarm) -> str:
 
-    if not np.array_equal(pack_words(swarm.bits).T, swarm.words_t):
+    if not np.array_equal(pack_words(swarm.pieces.bits).T, swarm.pieces.words_t):
         return "packed bitfields differ from the boolean ones"
     return "ok"
 
@@ -88,7 +88,9 @@ def _unchoked(swarm) -> str:
     for u in np.flatnonzero(swarm.online).tolist():
         ids, slots, _ = conns.neighbours(u)
         unchoked = conns.unchoked[u, slots]
-        wants = (swarm.bits[u] & ~swarm.bits[ids]).any(axis=1) if ids.size else unchoked
+        wants = (
+            (swarm.pieces.bits[u] & ~swarm.pieces.bits[ids]).any(axis=1) if ids.size else unchoked
+        )
         if (unchoked & ~wants).any():
             return f"peer {u} unchokes a peer that is not interested"
         flows = {j for j, f in net.out_flows[u].items() if not f.fast}
@@ -120,15 +122,18 @@ def _capacity(swarm) -> str:
 def _in_flight(swarm) -> str:
     net = swarm.net
     for j in np.flatnonzero(swarm.online).tolist():
-        busy = set(np.flatnonzero(swarm.busy[j]).tolist())
+        busy = set(np.flatnonzero(swarm.pieces.busy[j]).tolist())
         queued = [p for f in net.in_flows[j].values() for p in f.queue]
         if busy != set(net.downloads[j]) | set(queued):
             return f"peer {j} marks pieces {sorted(busy)[:5]} busy but fetches {sorted(net.downloads[j])[:5]}"
         if len(queued) != len(set(queued)) or set(queued) != set(swarm.reserved[j]):
             return f"peer {j}'s reserved pieces disagree with its connections' queues"
-        need = ~swarm.bits[j] & ~swarm.busy[j]
-        if not np.array_equal(need, swarm.need[j]) or int(need.sum()) != swarm.free[j]:
+        need = ~swarm.pieces.bits[j] & ~swarm.pieces.busy[j]
+        if (
+            not np.array_equal(need, swarm.pieces.need[j])
+            or int(need.sum()) != swarm.pieces.free[j]
+        ):
             return f"peer {j}'s needed-piece mask is out of date"
-        if swarm.bits[j][list(swarm.partial[j])].any():
+        if swarm.pieces.bits[j][list(swarm.pieces.partial[j])].any():
             return f"peer {j} keeps a partial copy of a piece it has"
     return "ok"

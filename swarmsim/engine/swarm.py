@@ -20,13 +20,13 @@ import numpy as np
 from swarmsim.api.views import ChokeView
 from swarmsim.build import Plugins, build_arrivals, build_plugins
 from swarmsim.engine.allowed_fast import AllowedFast, peer_address
-from swarmsim.engine.bitfields import pack_words
 from swarmsim.engine.clock import Clock
 from swarmsim.engine.connections import Connections
 from swarmsim.engine.economy import Economy
 from swarmsim.engine.exchange import Exchange
 from swarmsim.engine.invariants import check_invariants
 from swarmsim.engine.network import Flow, Network
+from swarmsim.engine.pieces import PieceState
 from swarmsim.engine.tracker import Tracker
 from swarmsim.rng import Streams
 
@@ -108,25 +108,12 @@ class Swarm(Exchange):
         self.violations: list[str] = []
 
         t = sc.torrent
-        self.n_pieces = P = t.n_pieces
-        self.piece_size = np.full(P, t.piece_bytes, dtype=np.int64)
-        self.piece_size[-1] = t.file_bytes - (P - 1) * t.piece_bytes
-        self.piece_sizes = self.piece_size.tolist()  # plain ints for the per-piece hot path
+        P = t.n_pieces
+        piece_size = np.full(P, t.piece_bytes, dtype=np.int64)
+        piece_size[-1] = t.file_bytes - (P - 1) * t.piece_bytes
         self._setup_peers()
         N = self.n_peers
-
-        self.bits = np.zeros((N, P), dtype=bool)
-        self.busy = np.zeros((N, P), dtype=bool)
-        self.need = np.ones((N, P), dtype=bool)  # neither held nor being fetched
-        self.bits[self.starts_seed] = True
-        # the same bitfields packed for interest tests, one row per 64-piece word
-        self.words_t = np.ascontiguousarray(pack_words(self.bits).T)
-        self.need[self.starts_seed] = False
-        self.is_seed = self.starts_seed.copy()
-        self.have = np.where(self.starts_seed, P, 0).astype(np.int64)
-        self.free = P - self.have  # pieces neither held nor in flight
-        self.copies = np.zeros(P, dtype=np.int64)  # among online peers
-        self.partial: list[dict[int, float]] = [{} for _ in range(N)]
+        self.pieces = PieceState(piece_size, self.starts_seed)
         self.online = np.zeros(N, dtype=bool)
         self.complete_s = np.full(N, np.nan)
         self.leave_s = np.full(N, np.nan)
@@ -256,8 +243,8 @@ class Swarm(Exchange):
         now = self.clock.now
         self.online[i] = True
         self.economy.on_join(i)
-        self.copies += self.bits[i]
-        if self.is_seed[i]:
+        self.pieces.join(i)
+        if self.pieces.is_seed[i]:
             self.seeds += 1
         else:
             self.leechers += 1
@@ -268,7 +255,7 @@ class Swarm(Exchange):
         self._schedule_periodic(i, self.chokers[i].interval_s if first is None else first)
         self._at(self.scenario.tracker.reannounce_interval_s, self._on_reannounce, i)
         rule = self.departure[i]
-        if self.is_seed[i]:
+        if self.pieces.is_seed[i]:
             self._schedule_departure(i)
         elif rule.abort_rate_per_s > 0:
             self._at(self.rng_depart.exponential(1.0 / rule.abort_rate_per_s), self._on_abort, i)
@@ -286,7 +273,7 @@ class Swarm(Exchange):
             if (
                 c in conns.nbr_sets[i]
                 or conns.deg[c] + dialing[c] >= cap
-                or (self.is_seed[i] and self.is_seed[c])
+                or (self.pieces.is_seed[i] and self.pieces.is_seed[c])
                 or (min(i, c), max(i, c)) in self._dials
             ):
                 continue
@@ -310,7 +297,7 @@ class Swarm(Exchange):
             and c not in conns.nbr_sets[i]
             and conns.deg[i] < conns.max_conn
             and conns.deg[c] < conns.max_conn
-            and not (self.is_seed[i] and self.is_seed[c])
+            and not (self.pieces.is_seed[i] and self.pieces.is_seed[c])
         ):
             self.events += 1
             self._connect(i, c)
@@ -321,7 +308,7 @@ class Swarm(Exchange):
         rotation, no rechoke until the next round; libtorrent unchokes a newcomer at once if a
         slot is free (maybe_unchoke_this_peer) and offers it its allowed-fast pieces."""
         conns = self.conns
-        conns.connect(i, c, self.clock.now, self.bits, self.is_seed)
+        conns.connect(i, c, self.clock.now, self.pieces.bits, self.pieces.is_seed)
         for a, b in ((i, c), (c, i)):
             if self.on_interest[a] and self.chokers[a].has_free_slot(
                 a, int(conns.unchoked[a].sum())
@@ -347,7 +334,7 @@ class Swarm(Exchange):
             self._at(t, self._on_leave, i)
 
     def _on_abort(self, i: int) -> None:
-        if self.online[i] and not self.is_seed[i]:
+        if self.online[i] and not self.pieces.is_seed[i]:
             self.aborted[i] = True
             self._on_leave(i)
 
@@ -363,8 +350,8 @@ class Swarm(Exchange):
         self.online[i] = False
         self.leave_s[i] = self.clock.now
         self.tracker.remove(i)
-        self.copies -= self.bits[i]
-        if self.is_seed[i]:
+        self.pieces.leave(i)
+        if self.pieces.is_seed[i]:
             self.seeds -= 1
         else:
             self.leechers -= 1
@@ -379,8 +366,7 @@ class Swarm(Exchange):
         ids, slots, _ = self.conns.neighbours(i)
         for j, s in zip(ids.tolist(), slots.tolist(), strict=True):
             self._disconnect(i, s, j)
-        self.net.discarded[i] += sum(self.partial[i].values())
-        self.partial[i].clear()
+        self.net.discarded[i] += self.pieces.drop_partials(i)
 
     def _disconnect(self, i: int, si: int, j: int) -> None:
         conns, net = self.conns, self.net
@@ -393,7 +379,7 @@ class Swarm(Exchange):
         sj = int(conns.rev[i, si])
         self.recorder.transfer(j, i, conns.recv[i, si], int(conns.pieces_recv[i, si]))
         self.recorder.transfer(i, j, conns.recv[j, sj], int(conns.pieces_recv[j, sj]))
-        conns.disconnect(i, si, self.bits, self.is_seed)
+        conns.disconnect(i, si, self.pieces.bits, self.pieces.is_seed)
 
     def _record_unchoke(self, f: Flow) -> None:
         if not f.fast:
@@ -420,7 +406,7 @@ class Swarm(Exchange):
         self._last_sample = (now, total)
         online = self.online
         cap = float(self.up_bps[online].sum())
-        copies = self.copies
+        copies = self.pieces.copies
         self.recorder.sample(
             (now, self.leechers, self.seeds, rate, cap, int(copies.min()), float(copies.mean()))
         )
