@@ -5,7 +5,7 @@
     python benchmarks/run.py --profile flash-1k   # pyinstrument profile to benchmarks/NAME.html
     python benchmarks/run.py flash-1k --set "choker={name: libtorrent}"   # any override
     python benchmarks/run.py flash-1k --chokers   # every registered choker, ratio to mainline
-    python benchmarks/run.py flash-1k flash-1k-bid  # issue 4: bid within 1.5x of none
+    python benchmarks/run.py flash-1k flash-1k-bid  # bid within 1.5x of none
     python benchmarks/run.py flash-1k-bid --beside flash-1k   # the same, side by side
     python benchmarks/run.py flash-1k --chokers --beside flash-1k
 
@@ -13,8 +13,9 @@ This machine's speed drifts by 20 % within a day, so a ratio of two runs made at
 times says little. ``--beside REF`` runs each scenario while REF repeats on the other core and
 divides by the mean of those repeats (each repeat starts while the scenario still runs).
 
-Each scenario runs in a fresh process so that peak RSS is its own. Targets (ISSUE 2):
-flash-1k < 20 s and > 50,000 piece transfers per wall second; flash-10k < 10 min, < 4 GiB.
+Each scenario runs in a fresh process so that peak RSS is its own. Targets on a 2-core
+machine: flash-1k < 8 s and > 50,000 piece transfers per wall second; flash-10k < 2 min and
+< 2 GiB; flash-1k-bid within 1.5x of flash-1k.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def main() -> None:
         "--chokers",
         action="store_true",
         help="run each scenario once per registered choker and report the wall-time ratio to "
-        "mainline (issue 3: none more than 2x)",
+        "mainline (target: none more than 2x)",
     )
     ap.add_argument(
         "--beside",

@@ -68,7 +68,7 @@ def test_scenarios_a_live_run_cannot_honour_are_refused_by_field():
     ("name", "tolerance"), [("live-small", 0.10), ("live-small-mixed", 0.15)], ids=str
 )
 def test_simulator_median_matches_five_live_runs(name, tolerance, tmp_path):
-    """Issue 7's validation claim: the simulator's median completion time within 10 %
+    """The live validation claim: the simulator's median completion time within 10 %
     (homogeneous) / 15 % (three upload classes) of the mean over 5 live runs. About 3.5 and
     5 minutes; docs/validation.md reports the figures and the live spread."""
     import json
