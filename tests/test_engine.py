@@ -224,7 +224,7 @@ def test_interest_matrix_matches_bitfields_for_small_and_batched_calls(tiny):
     have = swarm.pieces.bits.sum(axis=1)
     assert len(online) >= 32 and have[online].min() < have[online].max()  # mid-download
     for peers in (online, online[:3]):
-        got = swarm.interest_matrix(peers, nbr[peers], nbr[peers] >= 0)
+        got = swarm.pieces.interest_matrix(peers, nbr[peers], nbr[peers] >= 0)
         for b, u in enumerate(peers):
             for s, j in enumerate(nbr[u]):
                 want = j >= 0 and bool((swarm.pieces.bits[u] & ~swarm.pieces.bits[j]).any())
@@ -233,9 +233,9 @@ def test_interest_matrix_matches_bitfields_for_small_and_batched_calls(tiny):
     for j in online[:5].tolist():
         ups = [u for u in nbr[j].tolist() if u >= 0]
         want = [bool((swarm.pieces.bits[u] & ~swarm.pieces.bits[j]).any()) for u in ups]
-        assert swarm.wants_from(j, ups) == want
-        assert swarm.wants_from(j, ups[:1]) == want[:1]
-        assert [swarm.wants(j, u) for u in ups] == want
+        assert swarm.pieces.wants_from(j, ups) == want
+        assert swarm.pieces.wants_from(j, ups[:1]) == want[:1]
+        assert [swarm.pieces.wants(j, u) for u in ups] == want
 
 
 @pytest.mark.parametrize("choker", ["mainline", "propshare"])

@@ -43,7 +43,7 @@ class SwarmChokeView(ChokeView):
         if name in self._SLOT_ARRAYS:
             value = getattr(c, self._SLOT_ARRAYS[name])[peers]
         elif name == "interested":
-            value = self._swarm.interest_matrix(peers, self.nbr, self.valid)
+            value = self._swarm.pieces.interest_matrix(peers, self.nbr, self.valid)
         elif name == "last_received_s":
             value = np.where(c.rate_in[peers] > 0.0, self.now_s, c.last_recv[peers])
         elif name == "have_counts":

@@ -9,8 +9,6 @@ keeps its rate, so the common case re-rates nothing.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from swarmsim.api.views import PickView
@@ -25,74 +23,20 @@ SLOW_START_S = 2.0
 
 
 class Exchange:
-    """Mixin of ``Swarm``: rechokes, piece picks, piece completions."""
-
-    # --- interest --------------------------------------------------------------------------
-    def interest_matrix(self, peers: np.ndarray, nbr: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """(B, C): does neighbour ``nbr[b, s]`` want a piece that ``peers[b]`` has?
-        Words first (``words_t`` is (W, N)). A few peers: one (W, B, C) pass, fewest numpy
-        calls. A batch: word by word, so the (B, C) temporaries stay in cache (2.3x faster on
-        1,000 peers and 7 words; a 10,000-peer, 16-word batch would build a 100 MB array)."""
-        wt = self.pieces.words_t
-        idx = np.maximum(nbr, 0)
-        if len(peers) < 32:
-            x = wt[:, idx]
-            np.invert(x, out=x)
-            x &= wt[:, peers][:, :, None]
-            return (np.bitwise_or.reduce(x, axis=0) != 0) & valid
-        own = wt[:, peers]
-        acc = np.zeros(nbr.shape, dtype=np.uint64)
-        for w in range(wt.shape[0]):
-            x = wt[w][idx]
-            np.invert(x, out=x)
-            x &= own[w][:, None]
-            acc |= x
-        return (acc != 0) & valid
-
-    def wants(self, j: int, u: int) -> bool:
-        wt = self.pieces.words_t
-        return bool((wt[:, u] & ~wt[:, j]).any())
-
-    def wants_from(self, j: int, ups: list[int]) -> list[bool]:
-        """``wants(j, u)`` for several uploaders in one pass (a bidder parks many)."""
-        if len(ups) == 1:
-            return [self.wants(j, ups[0])]
-        wt = self.pieces.words_t
-        return (wt[:, ups] & ~wt[:, j, None]).any(axis=0).tolist()
+    """Mixin of ``Swarm``: rechokes applied, piece picks, piece completions (the timers are
+    ``RechokeTimers``, the piece state ``PieceState``)."""
 
     # --- choking ---------------------------------------------------------------------------
-    def _schedule_periodic(self, u: int, delay: float) -> None:
-        """Periodic rechokes fire on the ``tick_s`` grid (libtorrent's 1 s tick), so peers
-        due in the same tick rechoke as one vectorised batch. A peer has one periodic call
-        scheduled at a time: scheduling it anew leaves its older entry stale."""
-        t = self.clock.now + delay
-        tick = self.tick_s
-        key = math.ceil(t / tick - 1e-9) if tick > 0 else t
-        if self._periodic_key[u] == key:
-            return
-        self._periodic_key[u] = key
-        batch = self._periodic.get(key)
-        if batch is None:
-            self._periodic[key] = [u]
-            at = key * tick if tick > 0 else t
-            self._at(max(at - self.clock.now, 0.0), self._on_periodic_batch, key)
-        else:
-            batch.append(u)
-
     def _on_periodic_batch(self, key) -> None:
-        due = self._periodic_key
-        peers = np.array([u for u in self._periodic.pop(key) if due[u] == key], dtype=np.int64)
-        peers = peers[self.online[peers]]
+        peers = self.timers.take_periodic(key, self.online)
         if peers.size == 0:
             return
-        for u in peers.tolist():
-            due[u] = None
         self.events += 1
         self.rounds[peers] += 1
         self._rechoke(peers, periodic=True)
         for u in peers.tolist():
-            if self._periodic_key[u] is None:  # its choker keeps no timers of its own
-                self._schedule_periodic(u, self.chokers[u].interval_s)
+            if not self.timers.has_periodic(u):  # its choker keeps no timers of its own
+                self.timers.periodic(u, self.chokers[u].interval_s)
             if self.pieces.is_seed[u] and self.online[u] and self._done_seeding(u):
                 self._leave(u)
         self._maybe_done()
@@ -102,37 +46,17 @@ class Exchange:
         """An unchoked peer of ``u`` left or lost interest: mainline rechokes at once
         (``connection_lost``, ``not_interested``), libtorrent at its next tick."""
         if self.events_at_tick[u]:
-            self._request_tick_rechoke(u)
+            self.timers.next_tick(u)
         else:
-            self._request_rechoke(u)
+            self.timers.soon(u)
 
-    def _request_rechoke(self, u: int) -> None:
-        """Coalesce event-driven rechokes into one batch, run after the current event."""
-        if not self._rechoke_pending:
-            self._at(0.0, self._on_event_rechoke, None)
-        self._rechoke_pending.add(u)
-
-    def _request_tick_rechoke(self, u: int) -> None:
-        """Rechoke ``u`` at the next tick, in one batch with every peer due then: for
-        re-rankings that can wait as long as libtorrent's own 1 s choker tick would."""
-        if self.tick_s <= 0:
-            self._request_rechoke(u)
-            return
-        if not self._tick_pending:
-            t = (math.floor(self.clock.now / self.tick_s + 1e-9) + 1) * self.tick_s
-            self._at(t - self.clock.now, self._on_event_rechoke, self._tick_pending)
-        self._tick_pending.add(u)
-
-    def _on_event_rechoke(self, at_tick: set[int] | None) -> None:
-        pending = self._rechoke_pending if at_tick is None else at_tick
-        peers = np.array(sorted(pending), dtype=np.int64)
-        pending.clear()
-        peers = peers[self.online[peers]]
+    def _on_event_rechoke(self, batch: set[int] | None) -> None:
+        peers = self.timers.take_events(batch, self.online)
         if peers.size == 0:
             return
         self.events += 1
         self._rechoke(peers, periodic=False)
-        if at_tick is None and self._fast_after_rechoke:
+        if batch is None and self._fast_after_rechoke:
             offers, self._fast_after_rechoke = self._fast_after_rechoke, []
             for u, j in offers:
                 if self.online[u] and j in self.conns.nbr_sets[u]:
@@ -166,7 +90,7 @@ class Exchange:
             due = choker.next_round_s(view.peers)
             if due is not None:  # the choker keeps its own timers
                 for u, t in zip(view.peers.tolist(), due.tolist(), strict=True):
-                    self._schedule_periodic(u, t - now if t > now else self.tick_s)
+                    self.timers.periodic(u, t - now if t > now else self.tick_s)
         new = weights > 0
         reweighted = new & was & (weights != conns.share[peers])
         conns.share[peers] = weights
@@ -409,7 +333,7 @@ class Exchange:
                 self._retry_idle(j, None)  # idle connections may join in
             return
         if piece is None:
-            if f.fast or not self.wants(j, u):
+            if f.fast or not self.pieces.wants(j, u):
                 # a choked peer's connection that finds no allowed-fast piece to request goes
                 # quiet until something makes it request again (_offer_fast_piece,
                 # _reask_fast, a choke)
@@ -490,9 +414,9 @@ class Exchange:
                 if choker.choke_after_piece:  # stop serving j now
                     cut = src
                 if choker.after_piece_at_tick:
-                    self._request_tick_rechoke(u)
+                    self.timers.next_tick(u)
                 else:
-                    self._request_rechoke(u)
+                    self.timers.soon(u)
         self._got_piece(j, p, src.up)
         for f in flows:
             if f.alive and f.dl is dl:
@@ -508,7 +432,9 @@ class Exchange:
         self.conns.got_piece(j, p)
         if self.idle_in[j]:  # connections parked for want of free pieces may be useless now
             idle = list(self.idle_in[j].values())
-            for f, wanted in zip(idle, self.wants_from(j, [f.up for f in idle]), strict=True):
+            for f, wanted in zip(
+                idle, self.pieces.wants_from(j, [f.up for f in idle]), strict=True
+            ):
                 if not f.alive:
                     continue
                 if not wanted:
@@ -524,7 +450,7 @@ class Exchange:
         if self.on_interest[j] and self.chokers[j].has_free_slot(
             j, int(self.conns.unchoked[j].sum())
         ):
-            self._request_rechoke(j)  # libtorrent: a newly interested peer takes a free slot
+            self.timers.soon(j)  # libtorrent: a newly interested peer takes a free slot
         if self.fast_k[j]:
             self._offer_fast_piece(j, p)
             self._reask_fast(j, p)

