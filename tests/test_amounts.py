@@ -545,15 +545,11 @@ def test_swap_allowance_lets_a_refused_debtor_back_in():
     assert unchoked(sw, ChokeView.build(nbr=[0, 2], peers=[1], now_s=10.81)) == [0, 1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Swap.adjust moves a debt's timestamp when it reads it (_current), so the "
-    "allowance between a transfer's start and a rechoke inside it is lost",
-)
 def test_swap_debt_does_not_depend_on_a_rechoke_during_the_transfer():
     """Default allowance. Peer 0 has a (zero) debt to 1 from a first half piece. A piece over
     [10 s, 12 s] costs 10.24 M - 2 s x 4.5 M = 1.24 M whether or not creditor 1 rechokes at
-    11 s and looks at the debt. (It currently comes out 10.24 - 4.5 = 5.74 M with the look.)"""
+    11 s and looks at the debt (a look that moved the debt's clock would leave
+    10.24 - 4.5 = 5.74 M)."""
     sw, _ = swap()
     sw.on_piece(2.0, 1, 0, P / 2, 2.0)  # 5.12 M - 9 M: the pair's entry exists, owing 0
     unchoked(sw, ChokeView.build(nbr=[0, 2], peers=[1], now_s=11.0))

@@ -108,9 +108,14 @@ class Swap(BaseIncentive):
         d = self.debt.get((debtor, creditor))
         if d is None:
             d = self.debt[(debtor, creditor)] = [0.0, t]
-        d[0] = max(d[0] - self.params.free_units_per_s * (t - d[1]), 0.0)
+        d[0] = self._owed(d, t)
         d[1] = t
         return d
+
+    def _owed(self, d: list[float], t: float) -> float:
+        """What debt ``d`` comes to at ``t`` after the allowance, without touching it: a
+        creditor looking at a debt must not move the time its allowance counts from."""
+        return max(d[0] - self.params.free_units_per_s * (t - d[1]), 0.0)
 
     def on_piece(
         self, t: float, uploader: int, downloader: int, nbytes: float, duration_s: float = 0.0
@@ -145,7 +150,8 @@ class Swap(BaseIncentive):
         for b, u in enumerate(view.peers.tolist()):
             for s in np.flatnonzero(out[b] > 0).tolist():
                 j = int(view.nbr[b, s])
-                if (j, u) in self.debt and self._current(j, u, view.now_s)[0] > limit:
+                d = self.debt.get((j, u))
+                if d is not None and self._owed(d, view.now_s) > limit:
                     if result is out:
                         result = out.copy()
                     result[b, s] = 0
