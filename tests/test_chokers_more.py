@@ -168,10 +168,28 @@ def test_libtorrent_a_lost_unchoked_peer_triggers_a_regular_round():
     regular = mask & ~decision.optimistic[0]
     assert regular[0]
     lost = np.array([False, True, True, True])  # peer 0 is no longer interested
-    view = ChokeView.build(4, now_s=5.0, periodic=False, interested=lost, unchoked=mask & lost)
+    view = ChokeView.build(
+        4, now_s=5.0, periodic=False, interested=lost, unchoked=mask & lost, lost_unchoked=~lost
+    )
     after = c.rechoke(view, rng())
     assert (after.mask[0] & ~after.optimistic[0]).sum() == 1  # the freed regular slot is filled now
     assert c.next_round_s(np.array([0]))[0] == 20.0  # and the 15 s cycle restarts
+
+
+def test_libtorrent_a_lost_peer_triggers_its_rounds_even_if_interested_again():
+    """libtorrent's choke_this_peer triggers the regular round (and the optimistic one, for an
+    optimistic peer) when the peer loses interest; the rounds run at the next tick whatever
+    the peer does meanwhile. Here the optimistic peer lost interest and regained it before the
+    tick: with one slot (rate_based's start) the optimistic round must still pick a peer,
+    or the peer would upload to nobody until its next 30 s round."""
+    c = started(c_slots=4, choking_algorithm="rate_based")
+    first = c.rechoke(ChokeView.build(4, now_s=1.0), rng())
+    (opt,) = np.flatnonzero(first.optimistic[0])
+    gone = np.arange(4) == opt
+    view = ChokeView.build(4, now_s=5.0, periodic=False, unchoked=False, lost_unchoked=gone)
+    after = c.rechoke(view, rng())
+    assert after.optimistic[0].sum() == 1
+    assert c.next_round_s(np.array([0]))[0] == 20.0
 
 
 def test_libtorrent_anti_leech_prefers_new_and_nearly_done_peers():

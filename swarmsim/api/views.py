@@ -22,7 +22,8 @@ class ChokeView:
     False on free slots), ``unchoked`` (by us), ``upload_share`` (the weight we gave each
     unchoked slot at the last rechoke, 0 if choked), ``connected_s``, ``last_unchoked_s``,
     ``last_received_s`` (last payload from them; -inf if none yet),
-    ``pieces_sent_since_unchoke``, ``have_counts`` (their piece counts).
+    ``pieces_sent_since_unchoke``, ``have_counts`` (their piece counts), ``lost_unchoked``
+    (a neighbour we had unchoked lost interest in us or left since our last rechoke).
 
     ``received_bytes(r)`` / ``sent_bytes(r)`` are the payload bytes received from / sent to
     each neighbour over the last ``r`` periodic rounds (1 <= r <= ``rounds_kept``), counted
@@ -98,6 +99,7 @@ class ChokeView:
         last_received_s=None,
         pieces_sent_since_unchoke=None,
         have_counts=None,
+        lost_unchoked=None,
         upload_share=None,
         received_bps=None,
         sent_bps=None,
@@ -142,6 +144,7 @@ class ChokeView:
             last_received_s=slot(last_received_s, now_s),
             pieces_sent_since_unchoke=slot(pieces_sent_since_unchoke, 0, np.int64),
             have_counts=slot(have_counts, 0, np.int64),
+            lost_unchoked=slot(lost_unchoked, False, bool) & valid,
         )
         view.upload_share = (
             view.unchoked * 1.0 if upload_share is None else slot(upload_share, 0.0) * view.unchoked

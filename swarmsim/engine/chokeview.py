@@ -16,6 +16,7 @@ class SwarmChokeView(ChokeView):
         "connected_s": "connected_s",
         "last_unchoked_s": "last_unchoke",
         "pieces_sent_since_unchoke": "sent_pieces",
+        "lost_unchoked": "lost_unchoke",
     }
 
     def __init__(self, swarm, peers: np.ndarray, periodic: bool):

@@ -39,6 +39,8 @@ class Connections:
         self.connected_s = np.zeros(shape)
         self.last_recv = np.full(shape, -np.inf)  # mainline: snubbed until the first block
         self.unchoked = np.zeros(shape, dtype=bool)  # row peer unchokes the slot's neighbour
+        # an unchoked neighbour lost interest or left since the row peer's last rechoke
+        self.lost_unchoke = np.zeros(shape, dtype=bool)
         self.share = np.zeros(shape)  # the choker's weight for that upload (0 = choked)
         self.last_unchoke = np.full(shape, -np.inf)
         self.sent_pieces = np.zeros(shape, dtype=np.int64)  # pieces sent since last unchoke

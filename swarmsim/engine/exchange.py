@@ -42,9 +42,12 @@ class Exchange:
         self._maybe_done()
         self.net.reflow()
 
-    def _lost_unchoked(self, u: int) -> None:
-        """An unchoked peer of ``u`` left or lost interest: mainline rechokes at once
-        (``connection_lost``, ``not_interested``), libtorrent at its next tick."""
+    def _lost_unchoked(self, f: Flow) -> None:
+        """The peer ``f.up`` unchoked left or lost interest: mainline rechokes at once
+        (``connection_lost``, ``not_interested``), libtorrent at its next tick; the choker
+        sees the slot in ``view.lost_unchoked``."""
+        u = f.up
+        self.conns.lost_unchoke[u, f.s_up] = True
         if self.events_at_tick[u]:
             self.timers.next_tick(u)
         else:
@@ -91,6 +94,7 @@ class Exchange:
             if due is not None:  # the choker keeps its own timers
                 for u, t in zip(view.peers.tolist(), due.tolist(), strict=True):
                     self.timers.periodic(u, t - now if t > now else self.tick_s)
+        conns.lost_unchoke[peers] = False  # told to the chokers that rechoked now
         new = weights > 0
         reweighted = new & was & (weights != conns.share[peers])
         conns.share[peers] = weights
@@ -165,7 +169,7 @@ class Exchange:
         unchoked = not f.fast
         self._close(f)
         if unchoked:
-            self._lost_unchoked(f.up)
+            self._lost_unchoked(f)
 
     # --- allowed fast (BEP 6) ----------------------------------------------------------------
     def _fast_has(self, u: int, j: int) -> np.ndarray:

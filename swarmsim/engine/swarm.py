@@ -360,7 +360,7 @@ class Swarm(Exchange):
             unchoked = not f.fast
             self._close(f, keep_partial=False)
             if unchoked:
-                self._lost_unchoked(f.up)
+                self._lost_unchoked(f)
         for f in list(net.out_flows[i].values()):
             self._close(f)
         ids, slots, _ = self.conns.neighbours(i)
@@ -375,7 +375,7 @@ class Swarm(Exchange):
                 unchoked = not f.fast
                 self._close(f)
                 if unchoked:
-                    self._lost_unchoked(f.up)
+                    self._lost_unchoked(f)
         sj = int(conns.rev[i, si])
         self.recorder.transfer(j, i, conns.recv[i, si], int(conns.pieces_recv[i, si]))
         self.recorder.transfer(i, j, conns.recv[j, sj], int(conns.pieces_recv[j, sj]))

@@ -198,8 +198,8 @@ class Libtorrent(Choker):
         optimistic = st["optimistic"] & unchoked
         # an unchoked peer that lost interest or left since our last decision: libtorrent's
         # choke_this_peer / remove_peer trigger a regular round (and an optimistic one if it
-        # held an optimistic slot) at the next tick
-        lost = st["mine"] & ~interested
+        # held an optimistic slot) at the next tick, whatever happens to it meanwhile
+        lost = view.lost_unchoked & st["mine"]
         regular_at = _catch_up(self._next_regular, peers, self.interval_s, now)
         optimistic_at = _catch_up(self._next_optimistic, peers, p.optimistic_interval_s, now)
         regular_due = (now >= regular_at - 1e-9) | lost.any(axis=1)
