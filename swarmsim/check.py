@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from swarmsim.errors import ScenarioError, SwarmsimError
+from swarmsim.safeyaml import read_yaml
 from swarmsim.scenario import load_scenario
 from swarmsim.sweep import seed_for
 
@@ -52,11 +52,11 @@ class Verdict:
 
 def load_spec(folder: Path) -> BaselineSpec:
     path = folder / "baseline.yaml"
+    if not path.is_file():
+        raise SwarmsimError(f"{folder} has no baseline.yaml")
     try:
-        return BaselineSpec.model_validate(yaml.safe_load(path.read_text()))
-    except FileNotFoundError:
-        raise SwarmsimError(f"{folder} has no baseline.yaml") from None
-    except (yaml.YAMLError, ValidationError) as exc:
+        return BaselineSpec.model_validate(read_yaml(path, "baseline"))
+    except ValidationError as exc:
         raise ScenarioError([("", f"invalid {path}: {exc}")]) from None
 
 

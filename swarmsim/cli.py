@@ -19,6 +19,7 @@ from rich.table import Table
 from swarmsim.build import build_plugins
 from swarmsim.errors import ResultError, ScenarioError, SwarmsimError
 from swarmsim.policies import REGISTRIES
+from swarmsim.safeyaml import read_yaml
 from swarmsim.scenario import json_schema, load_scenario
 
 app = typer.Typer(
@@ -39,9 +40,9 @@ def _load(path: Path, overrides: list[str] | None, seed: int | None = None):
     try:
         scenario = load_scenario(path, overrides=overrides)
         build_plugins(scenario, str(path))  # every plug-in constructs and has its hooks
+        return scenario.with_seed(seed) if seed is not None else scenario
     except ScenarioError as exc:
         raise _fail(exc) from None
-    return scenario.with_seed(seed) if seed is not None else scenario
 
 
 def _sigterm_as_interrupt() -> None:
@@ -53,20 +54,46 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _default_out(root: Path, name: str, seed: int | None = None) -> Path:
+    """``root/NAME`` (``root/NAME-seedS``); the name is a single folder name inside root."""
+    if not name or Path(name).name != name or name.startswith("."):
+        raise _fail(SwarmsimError(f"name {name!r} cannot name a folder inside {root}"))
+    return root / (name if seed is None else f"{name}-seed{seed}")
+
+
 @app.command()
 def run(
     scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
     seed: Annotated[int | None, typer.Option(help="replace the scenario's seed")] = None,
-    out: Annotated[Path | None, typer.Option(help="result folder (default results/NAME)")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="result folder (default results/NAME-seedSEED)")
+    ] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override: path=value")] = None,
     plot: Annotated[bool, typer.Option(help="draw overview.png / .pdf into the folder")] = True,
     check: Annotated[bool, typer.Option(help="check invariants at every sample (slow)")] = False,
+    force: Annotated[
+        bool, typer.Option(help="replace a finished result already in the folder")
+    ] = False,
 ) -> None:
-    """Run one scenario and write its result folder (Parquet tables + manifest + figure)."""
-    from swarmsim.simulate import simulate
+    """Run one scenario and write its result folder (Parquet tables + manifest + figure).
+    The folder is locked while the run writes it; one that holds a finished result is
+    replaced only with --force."""
+    from swarmsim.results import claim_folder
 
     sc = _load(scenario, set_, seed)
-    out = out or Path("results") / sc.name
+    out = out or _default_out(Path("results"), sc.name, sc.seed)
+    try:
+        lock = claim_folder(out, force=force)
+    except SwarmsimError as exc:
+        raise _fail(exc, 1) from None
+    with lock:
+        _run_into(sc, out, plot, check)
+
+
+def _run_into(sc, out: Path, plot: bool, check: bool) -> None:
+    """``swarmsim run`` once its folder is claimed: simulate, draw, summarise."""
+    from swarmsim.simulate import simulate
+
     _sigterm_as_interrupt()
     horizon = sc.stop.max_time_s
     with Progress(
@@ -83,7 +110,7 @@ def run(
             bar.update(task, completed=min(t, horizon), t=t)
 
         try:
-            result = simulate(sc, out=out, check=check, progress=progress)
+            result = simulate(sc, out=out, check=check, progress=progress, force=True)
         except KeyboardInterrupt:
             err.print(f"interrupted: {out}/manifest.json records status failed")
             raise typer.Exit(130) from None
@@ -92,8 +119,11 @@ def run(
     if plot:
         from swarmsim import plots
 
-        for f in plots.save(plots.overview(result), out / "overview"):
-            console.print(f"figure: {f}")
+        try:
+            for f in plots.save(plots.overview(result), out / "overview"):
+                console.print(f"figure: {f}")
+        except OSError as exc:
+            raise _fail(SwarmsimError(f"cannot write the figure into {out}: {exc}"), 1) from None
     _print_summary(result)
     console.print(f"results: {out}")
     if result.manifest["status"] != "ok":
@@ -169,7 +199,9 @@ def validate(
         raise _fail(exc) from None
     out = out or Path("results") / "validate" / sc.name
     _sigterm_as_interrupt()
-    sims = [simulate(sc, seed=sc.seed + k, out=out / f"sim-{k}") for k in range(sim_runs)]
+    sims = [  # regenerated on every call: the report is made of this call's runs
+        simulate(sc, seed=sc.seed + k, out=out / f"sim-{k}", force=True) for k in range(sim_runs)
+    ]
     lives = []
     for k in range(live_runs):
         r = run_live(sc, seed=sc.seed + k, out=out / f"live-{k}")
@@ -201,9 +233,9 @@ def validate(
 
 def _is_grid(path: Path) -> bool:
     try:
-        data = yaml.safe_load(path.read_text()) if path.is_file() else None
-    except (yaml.YAMLError, UnicodeDecodeError):
-        return False
+        data = read_yaml(path)
+    except ScenarioError:
+        return False  # loading it as a scenario names the fault
     return isinstance(data, dict) and "cases" in data
 
 
@@ -326,7 +358,7 @@ def sweep(
         sw = Sweep.load(sweep_file)
     except ScenarioError as exc:
         raise _fail(exc) from None
-    out = out or Path("results") / "sweeps" / sw.spec.name
+    out = out or _default_out(Path("results") / "sweeps", sw.spec.name)
     _sigterm_as_interrupt()
     total = len(sw.runs)
     with Progress(
@@ -357,6 +389,8 @@ def sweep(
         except KeyboardInterrupt:
             err.print(f"interrupted: re-run the same command to finish {out}")
             raise typer.Exit(130) from None
+        except ResultError as exc:
+            raise _fail(exc, 1) from None
     console.print(
         f"{counts['total']} runs: {counts['skipped']} already done, {counts['ran']} ran, "
         f"{counts['failed']} failed -> {out}/summary.parquet, {out}/aggregate.parquet"

@@ -66,7 +66,7 @@ class Registry:
             try:
                 module = importlib.import_module(module_name)
                 cls = getattr(module, attr)
-            except Exception as exc:  # a user's module may fail to parse or raise anything
+            except (Exception, SystemExit) as exc:  # a user's module may raise anything
                 raise RegistryError(
                     f"cannot import {self.kind} {name!r}: {type(exc).__name__}: {exc}"
                 ) from None

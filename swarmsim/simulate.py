@@ -1,7 +1,9 @@
 """``simulate(scenario) -> Result``: one run with a fixed lifecycle (desmod's ``simulate``).
 
 Build the swarm, run it, check the invariants, turn the recorder's rows into tables, and
-write the result folder if asked. Whatever happens, a manifest says how the run ended.
+write the result folder if asked. The folder is claimed before the run starts (locked,
+cleared, and refused if it holds a finished result and ``force`` is false) and held until
+the result is written. Whatever happens, a manifest says how the run ended.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from swarmsim.errors import PluginError, SwarmsimError
 from swarmsim.recorder import PEERS, Recorder
 from swarmsim.results import (
     Result,
-    prepare_folder,
+    claim_folder,
     versions,
     write_failure,
 )
@@ -37,9 +39,12 @@ def simulate(
     check: bool = False,
     progress: Callable[[float], None] | None = None,
     overrides: list[str] | None = None,
+    force: bool = False,
 ) -> Result:
     """Run one simulation; ``seed`` replaces the scenario's; ``check`` turns on invariant
-    checks at every sample (slower, for tests). Writes ``out`` if given."""
+    checks at every sample (slower, for tests). Writes ``out`` if given: a folder that holds
+    a finished result is replaced only with ``force=True`` (else ``ResultError``), and one
+    that another run is writing is refused."""
     if not isinstance(scenario, Scenario) or overrides:
         scenario = load_scenario(
             scenario.resolved() if isinstance(scenario, Scenario) else scenario, overrides=overrides
@@ -55,7 +60,16 @@ def simulate(
         "versions": versions(),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    folder = prepare_folder(out) if out is not None else None
+    lock = claim_folder(out, force=force) if out is not None else None
+    try:
+        return _run(scenario, manifest, lock, check, progress)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(scenario: Scenario, manifest: dict, lock, check: bool, progress) -> Result:
+    folder = lock.folder if lock is not None else None
     wall0 = time.perf_counter()
     try:
         recorder = Recorder(record_pieces=scenario.record.pieces)
@@ -105,11 +119,11 @@ def simulate(
             ),
         )
         result.manifest = manifest
+        if folder is not None:
+            result.write(folder)
     except BaseException as exc:  # KeyboardInterrupt too: the folder must say it failed
         write_failure(folder, manifest, exc, time.perf_counter() - wall0)
         raise
-    if folder is not None:
-        result.write(folder)
     return result
 
 

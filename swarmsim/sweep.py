@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from swarmsim.errors import ScenarioError, SwarmsimError
-from swarmsim.scenario import Scenario, apply_overrides, load_scenario
+from swarmsim.results import FolderLock
+from swarmsim.safeyaml import read_yaml
+from swarmsim.scenario import NAME_PATTERN, Scenario, apply_values, load_scenario
 
 
 class SweepSpec(BaseModel):
@@ -30,7 +31,7 @@ class SweepSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(..., pattern=NAME_PATTERN, max_length=100)
     base: str
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="cartesian product")
     zip: dict[str, list[Any]] = Field(default_factory=dict, description="varied together")
@@ -70,12 +71,10 @@ class Sweep:
     @classmethod
     def load(cls, path: str | Path) -> Sweep:
         path = Path(path)
+        raw = read_yaml(path, "sweep")
         try:
-            raw = yaml.safe_load(path.read_text())
             spec = SweepSpec.model_validate(raw)
-        except FileNotFoundError:
-            raise ScenarioError([("", f"sweep file {str(path)!r} does not exist")]) from None
-        except (yaml.YAMLError, ValidationError) as exc:
+        except ValidationError as exc:
             raise ScenarioError([("", f"invalid sweep file {path}: {exc}")]) from None
         base = (path.parent / spec.base).resolve()
         return cls(spec, base, plan(spec, base))
@@ -101,14 +100,13 @@ def seed_for(root_seed: int, point: int, replication: int) -> int:
 
 def plan(spec: SweepSpec, base: Path) -> list[Run]:
     """Validate every point before anything runs; errors name the point and the field."""
-    raw = yaml.safe_load(base.read_text()) if base.is_file() else None
+    raw = read_yaml(base) if base.is_file() else None
     if not isinstance(raw, dict):
         raise ScenarioError([("base", f"{str(base)!r} is not a scenario file")])
     runs, problems = [], []
     for k, params in enumerate(points(spec)):
-        overrides = [f"{p}={json.dumps(v)}" for p, v in params.items()]
         try:
-            scenario = load_scenario(apply_overrides(raw, overrides), base_dir=base.parent)
+            scenario = load_scenario(apply_values(raw, params), base_dir=base.parent)
         except ScenarioError as exc:
             problems.extend((f"point {k} {params}: {p}", m) for p, m in exc.problems)
             continue
@@ -125,7 +123,9 @@ def _execute(scenario_data: dict, seed: int, out: str) -> dict:
     from swarmsim.simulate import simulate
 
     try:
-        result = simulate(scenario_data, seed=seed, out=out)
+        # force: the sweep itself decides what to re-run (failed runs, or ones whose
+        # scenario or seed changed); its finished runs are skipped before this
+        result = simulate(scenario_data, seed=seed, out=out, force=True)
         m = result.manifest
         return {
             "status": m["status"],
@@ -175,6 +175,11 @@ def run_sweep(
     Returns counts: total, skipped, ran, failed."""
     out = Path(out_dir)
     (out / "runs").mkdir(parents=True, exist_ok=True)
+    with FolderLock(out):  # a second sweep into the same folder fails at once
+        return _run_sweep(sweep, out, workers, scheduler, dask_local, progress)
+
+
+def _run_sweep(sweep: Sweep, out: Path, workers, scheduler, dask_local, progress) -> dict:
     (out / "sweep.json").write_text(json.dumps(sweep.spec.model_dump(mode="json"), indent=2))
     outcomes: dict[str, dict] = {}
     todo = []

@@ -180,7 +180,7 @@ def test_rerun_into_same_folder_replaces_it_whole(tiny, tmp_path):
         raise RuntimeError("crash")
 
     with pytest.raises(RuntimeError):
-        swarmsim.simulate(tiny, out=out, progress=boom)
+        swarmsim.simulate(tiny, out=out, progress=boom, force=True)
     assert (
         "failed" in (out / "manifest.json").read_text()
         and first != (out / "manifest.json").read_text()
