@@ -25,6 +25,7 @@ from swarmsim.analysis.metrics import (  # noqa: E402
     progress_curve,
     token_flows,
 )
+from swarmsim.results import FIGURES  # noqa: E402
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 WIDTHS = {"single": 3.5, "double": 7.16}
@@ -45,17 +46,7 @@ STYLE = {
     "svg.hashsalt": "swarmsim",
     "image.cmap": "viridis",
 }
-KINDS = (
-    "overview",
-    "cdf",
-    "population",
-    "availability",
-    "heatmap",
-    "utilisation",
-    "tokens",
-    "compare",
-    "sim-vs-live",
-)
+KINDS = FIGURES  # declared with the run folder, which clears stale figures of each kind
 
 
 def label_of(result) -> str:

@@ -40,6 +40,7 @@ from swarmsim.scenario import (
 )
 from swarmsim.sweep import Sweep, run_sweep
 from tests.conftest import TINY
+from tests.test_scenario import _paths
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -502,17 +503,6 @@ TEXT_FAULTS = [
     "date",
     "on key",
 ]
-
-
-def _paths(node, prefix=()):
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield (*prefix, k)
-            yield from _paths(v, (*prefix, k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield (*prefix, i)
-            yield from _paths(v, (*prefix, i))
 
 
 @st.composite
