@@ -158,6 +158,10 @@ class MaxMin(Bandwidth):
         ends: list[tuple[int, int]] = []  # each flow's (uploader, downloader) capacity
         number: tuple[dict[int, int], dict[int, int]] = ({}, {})
         ack = net.ack_share
+        if self.params.rate_history:
+            wts = [f.weight * self._quota_weight(net, f) for f in flows]
+        else:
+            wts = [f.weight for f in flows]
         for i, f in enumerate(flows):
             pair = []
             for side, peer in ((0, f.up), (1, f.down)):
@@ -176,21 +180,13 @@ class MaxMin(Bandwidth):
                     weight.append(0.0)
                     rising.append(0)
                     members.append([])
-                weight[r] += f.weight
+                weight[r] += wts[i]
                 rising[r] += 1
                 members[r].append(i)
                 pair.append(r)
             ends.append((pair[0], pair[1]))
         rate = [0.0] * len(flows)
         frozen = [False] * len(flows)
-        if self.params.rate_history:
-            wts = [f.weight * self._quota_weight(net, f) for f in flows]
-            weight = [0.0] * len(free)
-            for i, (a, b) in enumerate(ends):
-                weight[a] += wts[i]
-                weight[b] += wts[i]
-        else:
-            wts = [f.weight for f in flows]
         heap = [(max(free[r], 0.0) / weight[r], r) for r in range(len(free)) if weight[r] > 0]
         heapq.heapify(heap)
         level = 0.0
