@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 
 import swarmsim
+from swarmsim.scenario import load_scenario
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 
 TINY = {
     "name": "tiny",
@@ -43,3 +47,22 @@ def assert_invariants_ok(result: swarmsim.Result) -> None:
     bad = {k: v for k, v in result.manifest["invariants"].items() if v != "ok"}
     assert not bad, bad
     assert result.manifest["status"] == "ok"
+
+
+@pytest.fixture(scope="session")
+def scenario_run():
+    """``swarmsim.simulate`` of a shipped scenario (by name, with an optional seed and
+    overrides), run once a session and shared by the tests that read it: the golden summary
+    and a finding of the same run use one simulation. Callers must not modify the result."""
+    done: dict[tuple, swarmsim.Result] = {}
+
+    def get(name: str, seed: int | None = None, overrides: tuple[str, ...] = ()):
+        path = SCENARIOS / f"{name}.yaml"
+        if seed is None:
+            seed = load_scenario(path).seed  # the scenario's own seed: the same run
+        key = (name, seed, tuple(overrides))
+        if key not in done:
+            done[key] = swarmsim.simulate(path, seed=seed, overrides=list(overrides) or None)
+        return done[key]
+
+    return get

@@ -121,15 +121,22 @@ def test_without_peer_upload_the_swarm_is_client_server():
     assert t_cs <= last <= 1.10 * t_cs
 
 
+def _steady(seed):
+    return swarmsim.simulate(
+        "scenarios/poisson-steady.yaml", seed=seed, overrides=["stop.max_time_s=5000"]
+    )
+
+
 @pytest.fixture(scope="module")
-def steady_runs():
-    """Three replications of scenarios/poisson-steady.yaml (fluid: T = 300 s, x = 30, y = 50)."""
-    return [
-        swarmsim.simulate(
-            "scenarios/poisson-steady.yaml", seed=s, overrides=["stop.max_time_s=5000"]
-        )
-        for s in (1, 2, 3)
-    ]
+def steady_run():
+    """scenarios/poisson-steady.yaml, seed 1, over 5,000 s (fluid: T = 300 s, x = 30, y = 50)."""
+    return _steady(1)
+
+
+@pytest.fixture(scope="module")
+def steady_runs(steady_run):
+    """Three replications (seeds 1-3) of the same; seed 1 is the run above."""
+    return [steady_run, _steady(2), _steady(3)]
 
 
 def _steady_metrics(r, warmup=2000.0):
@@ -141,12 +148,14 @@ def _steady_metrics(r, warmup=2000.0):
     return x, y, float((done.complete_s - done.join_s).mean())
 
 
+@pytest.mark.slow
 def test_poisson_swarm_settles_at_the_fluid_steady_state(steady_runs):
     """Qiu & Srikant: leechers, seeds and download time within 15 % of the fluid steady state.
     The 15 % covers the model's idealisations (eta = 1: every leecher's upload fully used,
     no choking rounds, no piece granularity) -- the simulator's T runs some 5-10 % above 300 s
     -- plus sampling noise: the 95 % confidence interval of the mean over replications must
-    overlap the +/-15 % band and the mean itself must lie inside it."""
+    overlap the +/-15 % band and the mean itself must lie inside it. Slow: no single
+    replication is a smaller case of this (seed 2 alone has 26 % more leechers)."""
     ss = qiu_srikant_steady_state(0.1, 1 / 800, 1 / 200, 1 / 500)
     metrics = np.array([_steady_metrics(r) for r in steady_runs])
     for k, (name, target) in enumerate(
@@ -159,18 +168,28 @@ def test_poisson_swarm_settles_at_the_fluid_steady_state(steady_runs):
         assert mean - half <= 1.15 * target and mean + half >= 0.85 * target, (name, mean, half)
 
 
-def test_littles_law_holds_on_the_output(steady_runs):
+def check_littles_law(r):
+    warmup, end = 2000.0, r.manifest["sim_time_s"]
+    p = r.peers[~r.peers.starts_as_seed]
+    x = time_average(r.timeseries, "leechers", warmup)
+    left_leecher = p.complete_s.fillna(p.leave_s).fillna(end).clip(upper=end)
+    inside = p[(p.join_s >= warmup)]
+    lam = len(inside) / (end - warmup)
+    sojourn = (left_leecher[inside.index] - inside.join_s).mean()
+    assert x == pytest.approx(lam * sojourn, rel=0.10)
+
+
+def test_littles_law_holds_on_the_output(steady_run):
     """Time-averaged leechers = arrival rate x mean time spent as a leecher (Little), within 10 %
-    over the window after warm-up: both sides come from different tables (time series vs peers)."""
+    over the window after warm-up: both sides come from different tables (time series vs peers).
+    One replication here (measured 2.9 % off); -m slow checks all three."""
+    check_littles_law(steady_run)
+
+
+@pytest.mark.slow
+def test_littles_law_holds_on_every_replication(steady_runs):
     for r in steady_runs:
-        warmup, end = 2000.0, r.manifest["sim_time_s"]
-        p = r.peers[~r.peers.starts_as_seed]
-        x = time_average(r.timeseries, "leechers", warmup)
-        left_leecher = p.complete_s.fillna(p.leave_s).fillna(end).clip(upper=end)
-        inside = p[(p.join_s >= warmup)]
-        lam = len(inside) / (end - warmup)
-        sojourn = (left_leecher[inside.index] - inside.join_s).mean()
-        assert x == pytest.approx(lam * sojourn, rel=0.10)
+        check_littles_law(r)
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@ and never fails with anything but a documented swarmsim error."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -103,9 +104,7 @@ def scenarios(draw):
     }
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenarios())
-def test_any_valid_scenario_runs_with_invariants(data):
+def check_runs_with_invariants(data):
     result = swarmsim.simulate(data, check=True)
     assert_invariants_ok(result)
     p = result.peers
@@ -113,3 +112,17 @@ def test_any_valid_scenario_runs_with_invariants(data):
     done = p[p.complete_s.notna() & ~p.starts_as_seed]
     assert (done.downloaded_bytes >= data["torrent"]["file_bytes"] * (1 - 1e-9)).all()
     assert result.manifest["sim_time_s"] <= 3000 + 1e-9
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_any_valid_scenario_runs_with_invariants(data):
+    """30 examples in the default suite (a few seconds); -m slow draws 100."""
+    check_runs_with_invariants(data)
+
+
+@pytest.mark.slow
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_any_valid_scenario_runs_with_invariants_100_examples(data):
+    check_runs_with_invariants(data)
