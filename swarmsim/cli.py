@@ -31,6 +31,17 @@ console = Console()
 err = Console(stderr=True)
 
 
+def _plots():
+    """``swarmsim.plots`` on the Agg backend: the CLI writes files and never opens a window,
+    whatever the display (the module itself leaves the backend alone, for notebooks)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from swarmsim import plots
+
+    return plots
+
+
 def _fail(exc: Exception, code: int = 2) -> typer.Exit:
     err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(code)
@@ -117,7 +128,7 @@ def _run_into(sc, out: Path, plot: bool, check: bool) -> None:
         except SwarmsimError as exc:
             raise _fail(exc, 1) from None
     if plot:
-        from swarmsim import plots
+        plots = _plots()
 
         try:
             for f in plots.save(plots.overview(result), out / "overview"):
@@ -187,7 +198,7 @@ def validate(
             f"# ok: {sc.n_peers} peers, {sc.torrent.n_pieces} pieces, hash {sc.digest()[:12]}"
         )
         return
-    from swarmsim import plots
+    plots = _plots()
     from swarmsim.live.compare import compare
     from swarmsim.live.harness import run_live
     from swarmsim.live.settings import check_live
@@ -242,7 +253,7 @@ def _is_grid(path: Path) -> bool:
 def _validate_grid(path: Path, live_runs: int, sim_runs: int, out: Path | None) -> None:
     """Every case of a validation grid: live runs (stored ones reused), simulator runs, the
     table and the verdict; exit 1 if any claim fails."""
-    from swarmsim import plots
+    plots = _plots()
     from swarmsim.live import grid as vgrid
 
     def report(r: dict) -> None:
@@ -457,37 +468,16 @@ def plot(
     size: Annotated[str, typer.Option(help="single or double column")] = "single",
 ) -> None:
     """Draw a paper-ready figure from result folders (or a sweep's summary)."""
-    import pandas as pd
-
-    from swarmsim import plots
-    from swarmsim.results import Result
+    plots = _plots()
 
     if kind not in plots.KINDS:
         raise _fail(SwarmsimError(f"unknown --kind {kind!r}; kinds: {', '.join(plots.KINDS)}"))
     if size not in plots.WIDTHS:
         raise _fail(SwarmsimError(f"--size is single or double, not {size!r}"))
-    table = None
-    results = []
     try:
-        if len(paths) == 1 and (paths[0] / "summary.parquet").is_file():
-            table = pd.read_parquet(paths[0] / "summary.parquet")
-            table = table[table["status"] == "ok"]
-            if by not in table:
-                raise SwarmsimError(
-                    f"the sweep summary has no column {by!r}; columns: {', '.join(table.columns)}"
-                )
-            table = table.assign(label=table[by].astype(str))
-        else:
-            results = [Result.read(p) for p in paths]
-    except (ResultError, SwarmsimError) as exc:
-        raise _fail(exc, 1) from None
-    if table is not None and kind != "compare":
-        raise _fail(
-            SwarmsimError("a sweep folder draws --kind compare; pass run folders for other kinds")
-        )
-    if table is not None and metric not in table:
-        raise _fail(SwarmsimError(f"no metric {metric!r} in the sweep summary"))
-    fig = plots.figure(kind, results, size=size, metric=metric, table=table)
+        fig = plots.figure(kind, plots.load(paths), size=size, metric=metric, by=by)
+    except (ResultError, SwarmsimError) as exc:  # escaped: column names such as x[peer]
+        raise _fail(SwarmsimError(escape(str(exc))), 1) from None
     stem = out or (paths[0] / f"{kind}")
     for f in plots.save(fig, stem):
         console.print(f"figure: {f}")
